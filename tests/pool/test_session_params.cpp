@@ -1,0 +1,191 @@
+#include "pool/session_params.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <string>
+
+using sluice::pool::guc_name_equal;
+using sluice::pool::record_sync;
+using sluice::pool::session_params;
+using sluice::pool::sync_sql;
+
+TEST_CASE("names compare case-insensitively and keep their first spelling",
+          "[pool][session_params]") {
+  session_params p;
+  p.set("DateStyle", "ISO, MDY");
+  CHECK(p.get("datestyle") == "ISO, MDY");
+  CHECK(p.get("DATESTYLE") == "ISO, MDY");
+  p.set("datestyle", "German, DMY");
+  CHECK(p.size() == 1);
+  CHECK(p.entries().begin()->first == "DateStyle");
+  CHECK(p.get("DateStyle") == "German, DMY");
+  CHECK_FALSE(p.get("TimeZone"));
+  CHECK(p.erase("DATESTYLE"));
+  CHECK_FALSE(p.erase("DateStyle"));
+  CHECK(p.empty());
+  CHECK(guc_name_equal("TimeZone", "timezone"));
+  CHECK_FALSE(guc_name_equal("TimeZone", "timezones"));
+}
+
+TEST_CASE("which names are tracked", "[pool][session_params]") {
+  session_params p;
+  for (const char* name : {"client_encoding", "DateStyle", "TimeZone", "IntervalStyle",
+                           "application_name", "standard_conforming_strings", "search_path"}) {
+    CAPTURE(name);
+    p.set(name, "x");
+    CHECK(p.is_tracked(name));
+  }
+  p.set("server_version", "16.4");  // a fact the server reports, not a setting
+  p.set("is_superuser", "off");
+  CHECK_FALSE(p.is_tracked("server_version"));
+  CHECK_FALSE(p.is_tracked("is_superuser"));
+
+  p.set_tracked("statement_timeout", "5s");  // a startup parameter the client gave
+  CHECK(p.is_tracked("STATEMENT_TIMEOUT"));
+  p.set("statement_timeout", "6s");  // a later report keeps it tracked
+  CHECK(p.is_tracked("statement_timeout"));
+  CHECK(p.get("statement_timeout") == "6s");
+
+  for (const char* not_setting : {"user", "database", "options", "replication", "_pq_.x", ""}) {
+    CAPTURE(not_setting);
+    p.set_tracked(not_setting, "v");
+    CHECK_FALSE(p.get(not_setting));
+  }
+}
+
+TEST_CASE("sync_sql quotes names as identifiers and values as literals",
+          "[pool][session_params][sync_sql]") {
+  struct row {
+    const char* name;
+    const char* value;
+    const char* sql;
+  };
+  const auto r = GENERATE(values<row>({
+      {"application_name", "app", R"(SET "application_name" TO 'app')"},
+      {"application_name", "", R"(SET "application_name" TO '')"},
+      {"application_name", "O'Brien", R"(SET "application_name" TO 'O''Brien')"},
+      {"application_name", "''", R"(SET "application_name" TO '''''')"},
+      {"application_name", "x'; DROP TABLE t; --",
+       R"(SET "application_name" TO 'x''; DROP TABLE t; --')"},
+      {"application_name", R"(C:\tmp)", R"(SET "application_name" TO E'C:\\tmp')"},
+      {"application_name", R"(it's \n)", R"(SET "application_name" TO E'it''s \\n')"},
+      {"application_name", "caf\xc3\xa9", "SET \"application_name\" TO 'caf\xc3\xa9'"},
+      {"DateStyle", "ISO, MDY", R"(SET "DateStyle" TO 'ISO, MDY')"},
+      {"TimeZone", "Europe/Berlin", R"(SET "TimeZone" TO 'Europe/Berlin')"},
+      {"standard_conforming_strings", "off", R"(SET "standard_conforming_strings" TO 'off')"},
+      {"my\"var", "1", R"(SET "my""var" TO '1')"},
+      {"myapp.tenant", "42", R"(SET "myapp.tenant" TO '42')"},
+      // List settings: one literal per element, as SET would quote one literal as one name.
+      {"search_path", R"("$user", public)", R"(SET "search_path" TO '$user', 'public')"},
+      {"search_path", "$user,public", R"(SET "search_path" TO '$user', 'public')"},
+      {"search_path", R"( MySchema , "Other ""q""" )",
+       R"(SET "search_path" TO 'myschema', 'Other "q"')"},
+      {"search_path", R"("it's")", R"(SET "search_path" TO 'it''s')"},
+      {"search_path", R"("a,b")", R"(SET "search_path" TO 'a,b')"},
+      {"temp_tablespaces", "fast, slow", R"(SET "temp_tablespaces" TO 'fast', 'slow')"},
+      // Empty or malformed lists: the raw value through set_config.
+      {"search_path", "", R"(SELECT pg_catalog.set_config('search_path', '', false))"},
+      {"search_path", "  ", R"(SELECT pg_catalog.set_config('search_path', '  ', false))"},
+      {"search_path", R"("open)", R"(SELECT pg_catalog.set_config('search_path', '"open', false))"},
+      {"search_path", "a,,b", R"(SELECT pg_catalog.set_config('search_path', 'a,,b', false))"},
+      {"search_path", "a b", R"(SELECT pg_catalog.set_config('search_path', 'a b', false))"},
+  }));
+  CAPTURE(r.name, r.value);
+  session_params client, server;
+  client.set_tracked(r.name, r.value);
+  CHECK(sync_sql(client, server) == r.sql);  // missing on the server
+  server.set(r.name, "something else");
+  CHECK(sync_sql(client, server) == r.sql);  // different on the server
+  server.set(r.name, r.value);
+  CHECK(sync_sql(client, server).empty());  // the same
+}
+
+TEST_CASE("sync_sql is empty when nothing differs", "[pool][session_params][sync_sql]") {
+  session_params client, server;
+  CHECK(sync_sql(client, server).empty());
+  for (auto* p : {&client, &server}) {
+    p->set("client_encoding", "UTF8");
+    p->set("TimeZone", "UTC");
+  }
+  CHECK(sync_sql(client, server).empty());
+  server.set("timezone", "UTC");  // another spelling of the same name
+  CHECK(sync_sql(client, server).empty());
+}
+
+TEST_CASE("sync_sql syncs only tracked names, in name order", "[pool][session_params][sync_sql]") {
+  session_params client, server;
+  client.set("TimeZone", "UTC");
+  client.set("application_name", "a");
+  client.set("DateStyle", "ISO, MDY");
+  client.set("server_version", "17.0");  // differs, but is not a setting
+  server.set("server_version", "16.4");
+  server.set("TimeZone", "Europe/Paris");
+  server.set("application_name", "b");
+  server.set("DateStyle", "ISO, MDY");
+  CHECK(sync_sql(client, server) == R"(SET "application_name" TO 'a'; SET "TimeZone" TO 'UTC')");
+}
+
+TEST_CASE("list settings compare by their elements", "[pool][session_params][sync_sql]") {
+  struct row {
+    const char* client;
+    const char* server;
+    bool same;
+  };
+  const auto r = GENERATE(values<row>({
+      {"$user,public", R"("$user", public)", true},
+      {"public", "PUBLIC", true},  // unquoted elements are lowercased
+      {"public", R"("public")", true},
+      {R"("Public")", "public", false},  // quoted ones keep case
+      {"a, b", "b, a", false},           // order matters
+      {"a", "a, a", false},
+      {"", "  ", true},
+      {R"("open)", R"("open)", true},
+      {R"("open)", "open", false},
+  }));
+  CAPTURE(r.client, r.server);
+  session_params client, server;
+  client.set("search_path", r.client);
+  server.set("search_path", r.server);
+  CHECK(sync_sql(client, server).empty() == r.same);
+}
+
+TEST_CASE("a setting another client's startup packet brought is reset",
+          "[pool][session_params][sync_sql]") {
+  session_params alice, bob, server;
+  for (auto* p : {&alice, &bob, &server}) p->set("application_name", "psql");
+  alice.set_tracked("statement_timeout", "5s");
+  alice.set_tracked("search_path", "alice");
+
+  const auto for_alice = sync_sql(alice, server);
+  CHECK(for_alice == R"(SET "search_path" TO 'alice'; SET "statement_timeout" TO '5s')");
+  record_sync(alice, server);
+  CHECK(sync_sql(alice, server).empty());
+  CHECK(server.is_tracked("statement_timeout"));
+
+  // Bob never asked for either: the server must not keep Alice's.
+  CHECK(sync_sql(bob, server) == R"(RESET "search_path"; RESET "statement_timeout")");
+  record_sync(bob, server);
+  CHECK(sync_sql(bob, server).empty());
+  CHECK_FALSE(server.get("statement_timeout"));
+
+  // Untracked facts on the server are never reset.
+  server.set("server_version", "16.4");
+  CHECK(sync_sql(bob, server).empty());
+}
+
+TEST_CASE("after record_sync nothing differs", "[pool][session_params][sync_sql]") {
+  session_params client, server;
+  server.set("client_encoding", "SQL_ASCII");
+  server.set("DateStyle", "Postgres, DMY");
+  server.set("server_version", "16.4");
+  server.set_tracked("work_mem", "64MB");
+  client.set("client_encoding", "UTF8");
+  client.set("DateStyle", "ISO, MDY");
+  client.set_tracked("search_path", "$user, public");
+  client.set_tracked("lock_timeout", "1s");
+  CHECK_FALSE(sync_sql(client, server).empty());
+  record_sync(client, server);
+  CHECK(sync_sql(client, server).empty());
+  CHECK(server.get("server_version") == "16.4");
+  CHECK_FALSE(server.get("work_mem"));
+}
