@@ -1,0 +1,141 @@
+#include "proxy/client_auth.hpp"
+
+#include <openssl/crypto.h>
+
+#include <array>
+
+#include "protocol/backend_messages.hpp"
+#include "protocol/frontend_messages.hpp"
+#include "protocol/md5_auth.hpp"
+#include "proxy/message_io.hpp"
+
+namespace sluice::proxy {
+namespace {
+
+// Authentication messages are tiny; a larger one is not a password.
+constexpr std::uint32_t max_auth_message = 8192;
+
+bool same_secret(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+struct password_read {
+  auth_outcome failure = auth_outcome::accepted;  // accepted = got a message
+  std::string body;
+};
+
+awaitable<password_read> read_password_message(tcp::socket& socket, byte_buffer& buffer) {
+  password_read out;
+  auto read = co_await read_message(socket, buffer, read_kind::typed, max_auth_message);
+  if (read.error) {
+    out.failure = auth_outcome::disconnected;
+    co_return out;
+  }
+  if (read.protocol_error || read.message.type != 'p') {
+    out.failure = auth_outcome::protocol_error;
+    co_return out;
+  }
+  out.body.assign(read.message.body.data(), read.message.body.size());
+  buffer.consume(read.message.wire.size());
+  co_return out;
+}
+
+awaitable<auth_outcome> scram_exchange(tcp::socket& socket, byte_buffer& buffer,
+                                       const protocol::scram_verifier& verifier, bool known_user) {
+  std::string out;
+  const std::array<std::string_view, 1> mechanisms{"SCRAM-SHA-256"};
+  protocol::append_authentication_sasl(out, mechanisms);
+  if (co_await write_all(socket, out)) co_return auth_outcome::disconnected;
+
+  auto initial = co_await read_password_message(socket, buffer);
+  if (initial.failure != auth_outcome::accepted) co_return initial.failure;
+  auto first = protocol::decode_sasl_initial_response(initial.body);
+  if (!first || first->mechanism != "SCRAM-SHA-256") co_return auth_outcome::protocol_error;
+
+  protocol::scram_server_fsm fsm(verifier);
+  auto server_first = fsm.on_client_first(first->data);
+  if (!server_first) co_return auth_outcome::protocol_error;
+  out.clear();
+  protocol::append_authentication_sasl_continue(out, *server_first);
+  if (co_await write_all(socket, out)) co_return auth_outcome::disconnected;
+
+  auto response = co_await read_password_message(socket, buffer);
+  if (response.failure != auth_outcome::accepted) co_return response.failure;
+  auto final_message = protocol::decode_sasl_response(response.body);
+  if (!final_message) co_return auth_outcome::protocol_error;
+  auto server_final = fsm.on_client_final(final_message->data);
+  if (!server_final || !known_user) co_return auth_outcome::rejected;
+  out.clear();
+  protocol::append_authentication_sasl_final(out, *server_final);
+  if (co_await write_all(socket, out)) co_return auth_outcome::disconnected;
+  co_return auth_outcome::accepted;
+}
+
+awaitable<auth_outcome> md5_exchange(tcp::socket& socket, byte_buffer& buffer,
+                                     const user_credentials* user) {
+  std::array<char, 4> salt;
+  protocol::random_bytes(salt);
+  std::string out;
+  protocol::append_authentication_md5(out, salt);
+  if (co_await write_all(socket, out)) co_return auth_outcome::disconnected;
+  auto reply = co_await read_password_message(socket, buffer);
+  if (reply.failure != auth_outcome::accepted) co_return reply.failure;
+  auto password = protocol::decode_password_message(reply.body);
+  if (!password) co_return auth_outcome::protocol_error;
+  if (!user || !user->md5_hash) co_return auth_outcome::rejected;
+  const auto expected = protocol::md5_salted_response(*user->md5_hash, salt);
+  co_return same_secret(password->password, expected) ? auth_outcome::accepted
+                                                      : auth_outcome::rejected;
+}
+
+bool cleartext_matches(const user_credentials& user, std::string_view password) {
+  if (user.plain_password) return same_secret(password, *user.plain_password);
+  if (user.scram) {
+    const auto computed =
+        protocol::make_scram_verifier(password, user.scram->salt, user.scram->iterations);
+    return CRYPTO_memcmp(computed.stored_key.data(), user.scram->stored_key.data(),
+                         computed.stored_key.size()) == 0;
+  }
+  if (user.md5_hash)
+    return same_secret(protocol::md5_password_hash(password, user.name), *user.md5_hash);
+  return false;
+}
+
+awaitable<auth_outcome> cleartext_exchange(tcp::socket& socket, byte_buffer& buffer,
+                                           const user_credentials* user) {
+  std::string out;
+  protocol::append_authentication_cleartext(out);
+  if (co_await write_all(socket, out)) co_return auth_outcome::disconnected;
+  auto reply = co_await read_password_message(socket, buffer);
+  if (reply.failure != auth_outcome::accepted) co_return reply.failure;
+  auto password = protocol::decode_password_message(reply.body);
+  if (!password) co_return auth_outcome::protocol_error;
+  if (!user) co_return auth_outcome::rejected;
+  co_return cleartext_matches(*user, password->password) ? auth_outcome::accepted
+                                                         : auth_outcome::rejected;
+}
+
+}  // namespace
+
+awaitable<auth_outcome> authenticate_client(tcp::socket& socket, byte_buffer& buffer,
+                                            config::auth_method method,
+                                            const user_credentials* user,
+                                            const credential_store& store) {
+  switch (method) {
+    case config::auth_method::scram_sha_256:
+      // A user stored only as an md5 hash cannot do SCRAM; like PostgreSQL, that login fails.
+      co_return co_await scram_exchange(socket, buffer,
+                                        user && user->scram ? *user->scram : store.mock_verifier(),
+                                        user && user->scram);
+    case config::auth_method::md5:
+      // As in PostgreSQL, md5 upgrades to SCRAM for a user whose secret is a SCRAM verifier.
+      if (user && !user->md5_hash && user->scram)
+        co_return co_await scram_exchange(socket, buffer, *user->scram, true);
+      co_return co_await md5_exchange(socket, buffer, user);
+    case config::auth_method::plain:
+      co_return co_await cleartext_exchange(socket, buffer, user);
+  }
+  co_return auth_outcome::protocol_error;
+}
+
+}  // namespace sluice::proxy

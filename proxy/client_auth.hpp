@@ -1,0 +1,26 @@
+#pragma once
+// Authenticating a client against `users`, with the method the config asks for.
+//
+// Flow (SCRAM-SHA-256): AuthenticationSASL → SASLInitialResponse → AuthenticationSASLContinue
+// → SASLResponse → AuthenticationSASLFinal. md5: AuthenticationMD5Password(salt) → password.
+// Cleartext: AuthenticationCleartextPassword → password. The caller sends AuthenticationOk.
+#include "proxy/asio.hpp"
+#include "proxy/byte_buffer.hpp"
+#include "proxy/config/settings.hpp"
+#include "proxy/credentials.hpp"
+
+namespace sluice::proxy {
+
+enum class auth_outcome {
+  accepted,        // the password matched
+  rejected,        // wrong password or unknown user: 28P01, the same for both
+  protocol_error,  // the client sent something else than the exchange expects: 08P01
+  disconnected,    // the socket failed or closed mid-exchange
+};
+
+awaitable<auth_outcome> authenticate_client(tcp::socket& socket, byte_buffer& buffer,
+                                            config::auth_method method,
+                                            const user_credentials* user,
+                                            const credential_store& store);
+
+}  // namespace sluice::proxy

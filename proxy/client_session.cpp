@@ -1,0 +1,439 @@
+#include "proxy/client_session.hpp"
+
+#include <fmt/format.h>
+
+#include "protocol/backend_messages.hpp"
+#include "protocol/framing.hpp"
+#include "protocol/message_types.hpp"
+#include "protocol/startup.hpp"
+#include "proxy/client_auth.hpp"
+#include "proxy/message_io.hpp"
+#include "proxy/relay.hpp"
+#include "proxy/startup_options.hpp"
+
+namespace sluice::proxy {
+namespace {
+
+constexpr auto internal_query_timeout = std::chrono::seconds(10);
+
+pool::pool_mode mode_of(const config::pool_settings& settings) {
+  return settings.mode == config::pool_mode::session ? pool::pool_mode::session
+                                                     : pool::pool_mode::transaction;
+}
+
+std::string describe_endpoint(const tcp::socket& socket) {
+  error_code ec;
+  const auto endpoint = socket.remote_endpoint(ec);
+  if (ec) return "unknown";
+  return fmt::format("{}:{}", endpoint.address().to_string(), endpoint.port());
+}
+
+std::string format_duration(std::chrono::milliseconds d) {
+  if (d.count() % 1000 == 0) return fmt::format("{}s", d.count() / 1000);
+  return fmt::format("{}ms", d.count());
+}
+
+}  // namespace
+
+client_session::client_session(daemon_context& context, tcp::socket socket)
+    : context_(context), socket_(std::move(socket)), in_(8192) {
+  peer_ = describe_endpoint(socket_);
+  ++context_.clients;
+}
+
+client_session::~client_session() {
+  --context_.clients;
+}
+
+awaitable<void> client_session::fail(std::string_view sqlstate, std::string_view message,
+                                     std::string_view severity) {
+  std::string out;
+  protocol::append_error_response(out,
+                                  {.severity = severity, .sqlstate = sqlstate, .message = message});
+  co_await write_all(socket_, out);
+  end_reason_ = std::string(message);
+}
+
+awaitable<void> client_session::run() {
+  auto& log = *context_.log;
+  log.info("client accepted addr={}", peer_);
+  error_code ignored;
+  socket_.set_option(tcp::no_delay(true), ignored);
+
+  // The whole login, startup packet to welcome, runs under client_login_timeout: a client
+  // that connects and says nothing does not hold a slot forever.
+  asio::steady_timer login_deadline(socket_.get_executor(), context_.settings.client_login_timeout);
+  bool login_timed_out = false;
+  login_deadline.async_wait([this, &login_timed_out](error_code ec) {
+    if (ec) return;
+    login_timed_out = true;
+    error_code ignored_error;
+    socket_.cancel(ignored_error);
+    if (server_) server_->socket.cancel(ignored_error);
+  });
+
+  const auto step = co_await read_startup();
+  bool proceed = step == startup_step::proceed && co_await log_in();
+  login_deadline.cancel();
+  if (login_timed_out) {
+    proceed = false;
+    end_reason_ = "login timed out";
+  }
+  if (proceed) {
+    logged_in_ = true;
+    log.info("client logged in addr={} db={} user={}", peer_, database_, user_);
+    co_await serve();
+  }
+
+  if (server_) co_await leave_server_clean();
+  if (cancel_key_) context_.cancels.leave(*cancel_key_);
+  socket_.shutdown(tcp::socket::shutdown_both, ignored);
+  socket_.close(ignored);
+  if (!database_.empty() || logged_in_) {
+    log.info("client gone addr={} db={} user={} reason=\"{}\"", peer_, database_, user_,
+             end_reason_);
+  } else {
+    log.info("client gone addr={} reason=\"{}\"", peer_, end_reason_);
+  }
+}
+
+awaitable<client_session::startup_step> client_session::read_startup() {
+  for (;;) {
+    auto read = co_await read_message(socket_, in_, read_kind::startup,
+                                      protocol::max_startup_packet_length);
+    if (read.error) {
+      end_reason_ = "closed before logging in";
+      co_return startup_step::done;
+    }
+    if (read.protocol_error) {
+      co_await fail("08P01", "invalid length of startup packet");
+      co_return startup_step::done;
+    }
+    auto packet = protocol::decode_startup_packet(read.message.body);
+    in_.consume(read.message.wire.size());
+    if (!packet) {
+      if (packet.error == protocol::errc::unsupported_protocol) {
+        co_await fail("0A000", "unsupported frontend protocol: sluice supports 3.0");
+      } else {
+        co_await fail("08P01", "invalid startup packet layout");
+      }
+      co_return startup_step::done;
+    }
+    switch (packet->kind) {
+      case protocol::startup_kind::ssl_request:
+      case protocol::startup_kind::gssenc_request:
+        // No TLS or GSSAPI encryption yet: 'N' tells the client to go on in plain text.
+        if (co_await write_all(socket_, "N")) co_return startup_step::done;
+        continue;
+      case protocol::startup_kind::cancel_request:
+        co_await forward_cancel({static_cast<std::uint32_t>(packet->cancel.process_id),
+                                 static_cast<std::uint32_t>(packet->cancel.secret_key)});
+        end_reason_ = "cancel request";
+        co_return startup_step::done;
+      case protocol::startup_kind::startup:
+        break;
+    }
+    if (packet->version != protocol::protocol_3_0) {
+      {
+        const auto message = fmt::format("unsupported frontend protocol {}.{}: sluice supports 3.0",
+                                         packet->version >> 16, packet->version & 0xffff);
+        co_await fail("0A000", message);
+      }
+      co_return startup_step::done;
+    }
+    for (auto& [name, value] : packet->parameters) {
+      if (name == "user") {
+        user_ = value;
+      } else if (name == "database") {
+        database_ = value;
+      } else if (name == "replication") {
+        if (value != "false" && value != "off" && value != "0" && value != "no") {
+          co_await fail("08P01", "sluice does not support replication connections");
+          co_return startup_step::done;
+        }
+      } else if (name == "options") {
+        auto parsed = parse_startup_options(value);
+        if (!parsed.unsupported.empty()) {
+          co_await fail("0A000", fmt::format("startup option \"{}\" is not supported by sluice; "
+                                             "only -c name=value settings are",
+                                             parsed.unsupported));
+          co_return startup_step::done;
+        }
+        for (auto& setting : parsed.settings) startup_settings_.push_back(std::move(setting));
+      } else if (name.starts_with("_pq_.")) {
+        // Protocol extensions: none supported; ignoring them is what 3.0 servers do.
+      } else {
+        startup_settings_.emplace_back(name, value);
+      }
+    }
+    if (user_.empty()) {
+      co_await fail("28000", "no PostgreSQL user name specified in startup packet");
+      co_return startup_step::done;
+    }
+    if (database_.empty()) database_ = user_;
+    co_return startup_step::proceed;
+  }
+}
+
+awaitable<bool> client_session::log_in() {
+  const auto& settings = context_.settings;
+  if (context_.clients > settings.max_clients) {
+    co_await fail("53300", "sorry, too many clients already");
+    co_return false;
+  }
+
+  const auto* user = context_.credentials.find(user_);
+  const auto outcome =
+      co_await authenticate_client(socket_, in_, settings.auth, user, context_.credentials);
+  switch (outcome) {
+    case auth_outcome::accepted:
+      break;
+    case auth_outcome::rejected:
+      context_.log->warn(
+          "client login failed addr={} db={} user={}: password authentication "
+          "failed",
+          peer_, database_, user_);
+      {
+        const auto message = fmt::format("password authentication failed for user \"{}\"", user_);
+        co_await fail("28P01", message);
+      }
+      co_return false;
+    case auth_outcome::protocol_error:
+      co_await fail("08P01", "invalid authentication exchange");
+      co_return false;
+    case auth_outcome::disconnected:
+      end_reason_ = "closed during authentication";
+      co_return false;
+  }
+
+  database_settings_ = settings.find_database(database_);
+  if (!database_settings_) {
+    {
+      const auto message = fmt::format("database \"{}\" does not exist", database_);
+      co_await fail("3D000", message);
+    }
+    co_return false;
+  }
+  auto lookup = context_.pools.get(*database_settings_, user_);
+  if (!lookup.pool) {
+    co_await fail("08004", lookup.problem);
+    co_return false;
+  }
+  pool_ = std::move(lookup.pool);
+
+  std::string welcome;
+  protocol::append_authentication_ok(welcome);
+  if (co_await write_all(socket_, welcome)) co_return false;
+
+  // The client's session is what a server reports, overridden by its startup settings. A
+  // server is needed once to learn those values and to check that PostgreSQL accepts the
+  // client's settings, as it would have at a direct login.
+  if (!co_await lease_server()) co_return false;
+  // A fresh session's values, not this server's current ones: another client's settings
+  // may still be applied to it, and sync_sql resets those.
+  const auto& reported = server_->params_at_login;
+  for (const auto& [name, entry] : reported.entries()) params_.set(name, entry.value);
+  for (const auto& [name, value] : startup_settings_) params_.set_tracked(name, value);
+  const auto sql = pool::sync_sql(params_, server_->params);
+  if (!sql.empty()) {
+    auto applied =
+        co_await execute_internal(*server_, sql, internal_query_timeout, settings.max_message_size);
+    if (applied.failed) {
+      give_back_server(server_->tx_status == 'I', "startup settings rejected");
+      co_await fail(applied.failed->sqlstate, applied.failed->message);
+      co_return false;
+    }
+    if (applied.error) {
+      give_back_server(false, "failed while applying startup settings");
+      co_await fail("08006", "server closed the connection unexpectedly");
+      co_return false;
+    }
+    // PostgreSQL reported the settings back in canonical form ("utf8" → "UTF8"): the client
+    // sees, and is later compared by, those values.
+    for (const auto& [name, entry] : params_.entries())
+      if (auto canonical = server_->params.get(name)) params_.set(name, *canonical);
+    pool::record_sync(params_, server_->params);
+  }
+
+  cancel_key_ = context_.cancels.enroll();
+  welcome.clear();
+  for (const auto& [name, entry] : reported.entries()) {
+    auto value = params_.get(name);
+    protocol::append_parameter_status(welcome, name, value ? *value : entry.value);
+  }
+  protocol::append_backend_key_data(welcome, {static_cast<std::int32_t>(cancel_key_->process_id),
+                                              static_cast<std::int32_t>(cancel_key_->secret_key)});
+  protocol::append_ready_for_query(welcome, 'I');
+  if (mode_of(pool_->settings()) == pool::pool_mode::transaction)
+    give_back_server(true, "login done");
+  if (co_await write_all(socket_, welcome)) co_return false;
+  co_return true;
+}
+
+awaitable<bool> client_session::lease_server() {
+  auto lease = co_await pool_->acquire();
+  switch (lease.why) {
+    case lease_result::failure::none:
+      break;
+    case lease_result::failure::timed_out:
+      context_.log->warn("client waited too long addr={} pool={}", peer_, pool_->name());
+      {
+        const auto message = fmt::format("no server connection available in pool \"{}\" within {}",
+                                         pool_->name(), format_duration(pool_->settings().timeout));
+        co_await fail("53300", message);
+      }
+      co_return false;
+    case lease_result::failure::rejected:
+      co_await fail(lease.error->sqlstate, lease.error->message);
+      co_return false;
+    case lease_result::failure::stopping:
+      co_await fail("57P01", "terminating connection because sluice is shutting down");
+      co_return false;
+  }
+  server_ = std::move(lease.server);
+  if (!logged_in_) co_return true;  // log_in() syncs the startup settings itself
+
+  // Make the server's session match the client's before the client's bytes reach it.
+  const auto sql = pool::sync_sql(params_, server_->params);
+  if (sql.empty()) co_return true;
+  auto applied = co_await execute_internal(*server_, sql, internal_query_timeout,
+                                           context_.settings.max_message_size);
+  if (!applied) {
+    context_.log->error("parameter sync failed pool={} pid={}: {}", pool_->name(),
+                        server_->backend_pid,
+                        applied.failed ? applied.failed->message : applied.error.message());
+    give_back_server(false, "parameter sync failed");
+    co_await fail("08006", "sluice could not restore the session's settings on a server");
+    co_return false;
+  }
+  pool::record_sync(params_, server_->params);
+  co_return true;
+}
+
+void client_session::give_back_server(bool reusable, std::string_view why) {
+  if (!server_) return;
+  if (!reusable)
+    context_.log->info("server dropped pool={} pid={} reason=\"{}\"", pool_->name(),
+                       server_->backend_pid, why);
+  pool_->release(std::move(server_), reusable);
+}
+
+awaitable<void> client_session::serve() {
+  const auto mode = mode_of(pool_->settings());
+  const auto max_message = context_.settings.max_message_size;
+  for (;;) {
+    if (!server_) {
+      // Idle in transaction mode: no server until the client's next request arrives.
+      auto header = protocol::peek_header(in_.readable(), max_message);
+      if (header.status == protocol::frame_status::error) {
+        co_await fail("08P01", "invalid message length");
+        co_return;
+      }
+      if (header.status == protocol::frame_status::need_more) {
+        in_.shrink_if_empty();
+        auto space = in_.prepare(4096);
+        auto [ec, n] =
+            co_await socket_.async_read_some(asio::buffer(space.data(), space.size()), use_nothrow);
+        if (ec) co_return;
+        in_.commit(n);
+        continue;
+      }
+      const char type = header.header.type;
+      if (type == protocol::frontend_type::terminate) {
+        end_reason_ = "client sent Terminate";
+        co_return;
+      }
+      if (type == protocol::frontend_type::copy_data ||
+          type == protocol::frontend_type::copy_done ||
+          type == protocol::frontend_type::copy_fail) {
+        // COPY data still in flight after the server ended the COPY with an error: PostgreSQL
+        // drops these, so sluice does too, without taking a server for them.
+        auto whole = protocol::frame_message(in_.readable(), max_message);
+        if (whole.status == protocol::frame_status::complete) {
+          in_.consume(whole.message.wire.size());
+        } else {
+          auto space = in_.prepare(header.header.wire_size() - in_.size());
+          auto [ec, n] = co_await socket_.async_read_some(asio::buffer(space.data(), space.size()),
+                                                          use_nothrow);
+          if (ec) co_return;
+          in_.commit(n);
+        }
+        continue;
+      }
+      if (!co_await lease_server()) co_return;
+    }
+
+    context_.cancels.set_target(*cancel_key_, cancel_target{server_->endpoint, server_->backend_pid,
+                                                            server_->backend_secret});
+    relay link(socket_, in_, *server_, mode, params_, max_message);
+    const auto end = co_await link.run();
+    context_.cancels.set_target(*cancel_key_, std::nullopt);
+    last_link_ = link.link();
+    switch (end) {
+      case relay_end::released:
+        give_back_server(true, "transaction done");
+        continue;
+      case relay_end::client_gone:
+        if (end_reason_.empty()) end_reason_ = "client closed the connection";
+        co_return;  // run() cleans the server up
+      case relay_end::server_gone:
+        if (!link.server_reported_fatal()) {
+          co_await fail("08006", "server closed the connection unexpectedly");
+        } else {
+          end_reason_ = "server sent FATAL";
+        }
+        give_back_server(false, "server connection lost");
+        co_return;
+      case relay_end::client_violation:
+        end_reason_ = "protocol violation";
+        give_back_server(false, "client broke the protocol mid-request");
+        co_return;
+    }
+  }
+}
+
+awaitable<void> client_session::leave_server_clean() {
+  if (!server_) co_return;
+  const auto max_message = context_.settings.max_message_size;
+  const bool mid_request = last_link_.outstanding_syncs > 0 || last_link_.extended_batch_open ||
+                           last_link_.copy_in_progress || last_link_.message_partially_sent;
+  if (mid_request) {
+    // Mid-request: the server owes replies nobody will read. Closing it is the only way to
+    // be sure no half-finished work, or its locks, outlive the client.
+    give_back_server(false, "client left mid-request");
+    co_return;
+  }
+  if (server_->tx_status != 'I') {
+    auto rolled_back =
+        co_await execute_internal(*server_, "ROLLBACK", internal_query_timeout, max_message);
+    if (!rolled_back || server_->tx_status != 'I') {
+      give_back_server(false, "rollback after client exit failed");
+      co_return;
+    }
+  }
+  if (mode_of(pool_->settings()) == pool::pool_mode::session) {
+    // Session mode hands whole sessions around: the next client must not inherit this one's
+    // settings, prepared statements, temp tables or advisory locks.
+    auto reset =
+        co_await execute_internal(*server_, "DISCARD ALL", internal_query_timeout, max_message);
+    if (!reset) {
+      give_back_server(false, "DISCARD ALL failed");
+      co_return;
+    }
+  }
+  give_back_server(true, "client gone");
+}
+
+awaitable<void> client_session::forward_cancel(const pool::backend_key& key) {
+  auto target = context_.cancels.target_of(key);
+  if (!target) co_return;  // nothing running, or not a key sluice gave out: dropped silently
+  tcp::socket upstream(socket_.get_executor());
+  auto [ec] = co_await upstream.async_connect(target->server, use_nothrow);
+  if (ec) co_return;
+  std::string request;
+  protocol::append_cancel_request(request, {target->process_id, target->secret_key});
+  co_await write_all(upstream, request);
+  context_.log->info("cancel forwarded addr={} server_pid={}", peer_, target->process_id);
+}
+
+}  // namespace sluice::proxy

@@ -1,0 +1,77 @@
+#pragma once
+// One client connection, from its first byte to its last.
+//
+// Flow: startup (SSLRequest/GSSENCRequest → 'N'; CancelRequest → forward and close;
+// StartupMessage 3.0) → authenticate against `users` → pick the pool for (database, user) →
+// welcome (AuthenticationOk, ParameterStatus, sluice's own BackendKeyData, ReadyForQuery) →
+// serve: wait for the client's next request, lease a server (transaction mode: per
+// transaction; session mode: once), make the server's session parameters match the
+// client's, and relay until the release policy hands the server back.
+//
+// Threads: the session runs on its own strand; everything here is touched only from it.
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include <spdlog/logger.h>
+
+#include "pool/cancel_registry.hpp"
+#include "pool/release_policy.hpp"
+#include "pool/session_params.hpp"
+#include "proxy/asio.hpp"
+#include "proxy/byte_buffer.hpp"
+#include "proxy/cancel_directory.hpp"
+#include "proxy/config/settings.hpp"
+#include "proxy/credentials.hpp"
+#include "proxy/pool_registry.hpp"
+
+namespace sluice::proxy {
+
+// What every session shares: read-only settings and thread-safe registries.
+struct daemon_context {
+  const config::settings& settings;
+  const credential_store& credentials;
+  pool_registry& pools;
+  cancel_directory& cancels;
+  std::shared_ptr<spdlog::logger> log;
+  std::atomic<std::uint32_t> clients{0};  // sessions alive, for max_clients
+};
+
+class client_session : public std::enable_shared_from_this<client_session> {
+ public:
+  client_session(daemon_context& context, tcp::socket socket);
+  ~client_session();
+
+  awaitable<void> run();
+
+ private:
+  enum class startup_step { proceed, done };
+  awaitable<startup_step> read_startup();
+  awaitable<bool> log_in();
+  awaitable<void> serve();
+  awaitable<bool> lease_server();
+  void give_back_server(bool reusable, std::string_view why);
+  awaitable<void> leave_server_clean();
+  awaitable<void> forward_cancel(const pool::backend_key& key);
+  awaitable<void> fail(std::string_view sqlstate, std::string_view message,
+                       std::string_view severity = "FATAL");
+
+  daemon_context& context_;
+  tcp::socket socket_;
+  byte_buffer in_;
+  std::string peer_;
+
+  std::string user_;
+  std::string database_;
+  std::vector<std::pair<std::string, std::string>> startup_settings_;  // to replay with SET
+  pool::session_params params_;  // the session as the client sees it
+  std::shared_ptr<server_pool> pool_;
+  const config::database_settings* database_settings_ = nullptr;
+  std::unique_ptr<server_connection> server_;
+  std::optional<pool::backend_key> cancel_key_;
+  pool::link_state last_link_;  // where the last relay left the server
+  bool logged_in_ = false;
+  std::string end_reason_ = "client closed the connection";
+};
+
+}  // namespace sluice::proxy

@@ -1,0 +1,100 @@
+#include "proxy/daemon.hpp"
+
+#include <thread>
+#include <vector>
+
+#include "proxy/asio.hpp"
+#include "proxy/cancel_directory.hpp"
+#include "proxy/client_session.hpp"
+#include "proxy/credentials.hpp"
+#include "proxy/pool_registry.hpp"
+
+namespace sluice::proxy {
+namespace {
+
+awaitable<void> accept_loop(tcp::acceptor& acceptor, daemon_context& context,
+                            asio::io_context& io) {
+  for (;;) {
+    // Each session gets its own strand: its handlers never run concurrently.
+    tcp::socket socket(asio::make_strand(io));
+    auto [ec] = co_await acceptor.async_accept(socket, use_nothrow);
+    if (ec == asio::error::operation_aborted) co_return;
+    if (ec) {
+      // EMFILE and friends: log, back off briefly, keep serving the clients we have.
+      context.log->error("accept failed: {}", ec.message());
+      asio::steady_timer pause(co_await asio::this_coro::executor, std::chrono::milliseconds(100));
+      co_await pause.async_wait(use_nothrow);
+      continue;
+    }
+    auto executor = socket.get_executor();  // the session's strand
+    auto session = std::make_shared<client_session>(context, std::move(socket));
+    asio::co_spawn(
+        executor, [session]() { return session->run(); },
+        [log = context.log](std::exception_ptr error) {
+          // One session's bug must never take the daemon down.
+          if (!error) return;
+          try {
+            std::rethrow_exception(error);
+          } catch (const std::exception& e) {
+            log->error("session ended by exception: {}", e.what());
+          }
+        });
+  }
+}
+
+tcp::endpoint listen_endpoint(asio::io_context& io, const config::listen_settings& listen) {
+  tcp::resolver resolver(io);
+  auto results = resolver.resolve(listen.host, std::to_string(listen.port),
+                                  tcp::resolver::passive | tcp::resolver::numeric_service);
+  return results.begin()->endpoint();
+}
+
+}  // namespace
+
+int run_daemon(const config::settings& settings, std::shared_ptr<spdlog::logger> log) {
+  const unsigned workers =
+      settings.workers > 0 ? settings.workers : std::max(1u, std::thread::hardware_concurrency());
+  asio::io_context io(static_cast<int>(workers));
+
+  credential_store credentials(settings.users);
+  pool_registry pools(io, settings, credentials, log);
+  cancel_directory cancels;
+  daemon_context context{settings, credentials, pools, cancels, log};
+
+  tcp::acceptor acceptor(io);
+  try {
+    const auto endpoint = listen_endpoint(io, settings.listen);
+    acceptor.open(endpoint.protocol());
+    acceptor.set_option(tcp::acceptor::reuse_address(true));
+    acceptor.bind(endpoint);
+    acceptor.listen(asio::socket_base::max_listen_connections);
+  } catch (const std::exception& e) {
+    log->critical("cannot listen on {}:{}: {}", settings.listen.host, settings.listen.port,
+                  e.what());
+    return 1;
+  }
+  log->info("sluice listening on {}:{} workers={} databases={} users={}", settings.listen.host,
+            settings.listen.port, workers, settings.databases.size(), settings.users.size());
+
+  asio::co_spawn(io, accept_loop(acceptor, context, io), asio::detached);
+  pools.warm_up();
+
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](error_code ec, int signal) {
+    if (ec) return;
+    log->info("signal {} received: shutting down", signal);
+    error_code ignored;
+    acceptor.close(ignored);
+    pools.stop_all();
+    io.stop();
+  });
+
+  std::vector<std::thread> threads;
+  for (unsigned i = 1; i < workers; ++i) threads.emplace_back([&io] { io.run(); });
+  io.run();
+  for (auto& thread : threads) thread.join();
+  log->info("sluice stopped");
+  return 0;
+}
+
+}  // namespace sluice::proxy

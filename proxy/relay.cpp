@@ -1,0 +1,253 @@
+#include "proxy/relay.hpp"
+
+#include "protocol/backend_messages.hpp"
+#include "protocol/framing.hpp"
+#include "protocol/message_types.hpp"
+#include "proxy/message_io.hpp"
+
+namespace sluice::proxy {
+namespace {
+
+namespace fe = protocol::frontend_type;
+namespace be = protocol::backend_type;
+
+// Server messages the relay must see whole; everything else streams by byte count.
+bool inspected_from_server(char type) {
+  return type == be::ready_for_query || type == be::parameter_status ||
+         type == be::error_response || type == be::copy_in_response;
+}
+
+constexpr std::size_t read_chunk = 16384;
+
+}  // namespace
+
+relay::relay(tcp::socket& client, byte_buffer& client_in, server_connection& server,
+             pool::pool_mode mode, pool::session_params& client_params,
+             std::uint32_t max_message_size)
+    : client_(client),
+      client_in_(client_in),
+      server_(server),
+      mode_(mode),
+      client_params_(client_params),
+      max_message_size_(max_message_size) {
+  link_.tx_status = server.tx_status;
+}
+
+void relay::finish(relay_end why, tcp::socket& wake) {
+  if (!finished_) {
+    finished_ = true;
+    end_ = why;
+  }
+  // Wake the other loop if it is parked in a read on `wake`; bytes that already arrived stay
+  // buffered. A write in progress is never cancelled: it completes, so no server is ever left
+  // holding half a message.
+  error_code ignored;
+  wake.cancel(ignored);
+}
+
+awaitable<relay_end> relay::run() {
+  using namespace asio::experimental::awaitable_operators;
+  co_await (client_to_server() && server_to_client());
+  co_return end_;
+}
+
+relay::scan_result relay::scan_client(std::span<const char> bytes) {
+  scan_result out;
+  std::size_t pos = 0;
+  while (pos < bytes.size()) {
+    if (client_remaining_ > 0) {
+      const auto n = std::min(client_remaining_, bytes.size() - pos);
+      pos += n;
+      client_remaining_ -= n;
+      continue;
+    }
+    const auto header = protocol::peek_header(bytes.subspan(pos), max_message_size_);
+    if (header.status == protocol::frame_status::need_more) break;
+    if (header.status == protocol::frame_status::error) {
+      out.violation = true;
+      break;
+    }
+    const char type = header.header.type;
+    if (type == fe::terminate) {
+      out.stop = true;
+      break;
+    }
+    switch (type) {
+      case fe::query:
+      case fe::function_call:
+        ++link_.outstanding_syncs;
+        break;
+      case fe::sync:
+        // A server in COPY FROM STDIN ignores Sync; counting it would pin the server forever.
+        if (!link_.copy_in_progress) {
+          ++link_.outstanding_syncs;
+          link_.extended_batch_open = false;
+        }
+        break;
+      case fe::copy_done:
+      case fe::copy_fail:
+        link_.copy_in_progress = false;
+        break;
+      case fe::copy_data:
+        break;
+      default:  // Parse, Bind, Describe, Execute, Close, Flush: a batch awaiting its Sync
+        link_.extended_batch_open = true;
+        break;
+    }
+    client_remaining_ = header.header.wire_size();
+  }
+  link_.message_partially_sent = client_remaining_ > 0;
+  out.forward = pos;
+  return out;
+}
+
+void relay::on_server_message(char type, std::span<const char> body) {
+  switch (type) {
+    case be::ready_for_query:
+      if (auto ready = protocol::decode_ready_for_query(body)) {
+        link_.tx_status = ready->status;
+        server_.tx_status = ready->status;
+      }
+      if (link_.outstanding_syncs > 0) --link_.outstanding_syncs;
+      link_.copy_in_progress = false;
+      break;
+    case be::parameter_status:
+      if (auto status = protocol::decode_parameter_status(body)) {
+        server_.params.set(status->name, status->value);
+        client_params_.set(status->name, status->value);
+      }
+      break;
+    case be::error_response:
+      client_told_error_ = true;
+      if (auto error = protocol::decode_error_response(body)) {
+        const auto severity = error->field('V').empty() ? error->field('S') : error->field('V');
+        if (severity == "FATAL" || severity == "PANIC") server_fatal_ = true;
+      }
+      break;
+    case be::copy_in_response:
+      link_.copy_in_progress = true;
+      break;
+    default:
+      break;
+  }
+}
+
+relay::scan_result relay::scan_server(std::span<const char> bytes) {
+  scan_result out;
+  std::size_t pos = 0;
+  while (pos < bytes.size()) {
+    if (server_remaining_ > 0) {
+      const auto n = std::min(server_remaining_, bytes.size() - pos);
+      pos += n;
+      server_remaining_ -= n;
+      continue;
+    }
+    const auto framed = protocol::peek_header(bytes.subspan(pos), max_message_size_);
+    if (framed.status == protocol::frame_status::need_more) break;
+    if (framed.status == protocol::frame_status::error) {
+      out.violation = true;
+      break;
+    }
+    const char type = framed.header.type;
+    if (!inspected_from_server(type)) {
+      server_remaining_ = framed.header.wire_size();
+      continue;
+    }
+    const auto whole = protocol::frame_message(bytes.subspan(pos), max_message_size_);
+    if (whole.status != protocol::frame_status::complete) break;  // wait for the rest
+    on_server_message(type, whole.message.body);
+    pos += whole.message.wire.size();
+    if (type == be::ready_for_query &&
+        pool::decide_release(mode_, link_) == pool::release_decision::release) {
+      // Decided now, not after the write below: while that write is in flight the client
+      // loop may wake with the client's next request, and it must not forward it to a server
+      // that is about to go back to the pool.
+      out.stop = true;
+      finished_ = true;
+      end_ = relay_end::released;
+      break;
+    }
+  }
+  out.forward = pos;
+  return out;
+}
+
+awaitable<void> relay::client_to_server() {
+  while (!finished_) {
+    const auto scanned = scan_client(client_in_.readable());
+    if (scanned.forward > 0) {
+      auto [ec, n] = co_await asio::async_write(
+          server_.socket, asio::buffer(client_in_.readable().data(), scanned.forward), use_nothrow);
+      client_in_.consume(scanned.forward);
+      if (ec) {
+        finish(relay_end::server_gone, server_.socket);
+        co_return;
+      }
+      continue;
+    }
+    if (scanned.violation) {
+      std::string error;
+      protocol::append_error_response(
+          error, {.severity = "FATAL", .sqlstate = "08P01", .message = "invalid message length"});
+      co_await write_all(client_, error);
+      finish(relay_end::client_violation, server_.socket);
+      co_return;
+    }
+    if (scanned.stop) {  // Terminate: not forwarded, the server stays for the next client
+      client_in_.consume(5);
+      finish(relay_end::client_gone, server_.socket);
+      co_return;
+    }
+    auto space = client_in_.prepare(read_chunk);
+    auto [ec, n] =
+        co_await client_.async_read_some(asio::buffer(space.data(), space.size()), use_nothrow);
+    client_in_.commit(n);
+    if (finished_) co_return;
+    if (ec) {
+      finish(relay_end::client_gone, server_.socket);
+      co_return;
+    }
+  }
+}
+
+awaitable<void> relay::server_to_client() {
+  auto& in = server_.buffer;
+  for (;;) {
+    const auto scanned = scan_server(in.readable());
+    if (scanned.forward > 0) {
+      auto [ec, n] = co_await asio::async_write(
+          client_, asio::buffer(in.readable().data(), scanned.forward), use_nothrow);
+      in.consume(scanned.forward);
+      if (ec) {
+        finish(relay_end::client_gone, client_);
+        co_return;
+      }
+    }
+    if (scanned.stop) {  // a release point: the client loop stops reading
+      finish(relay_end::released, client_);
+      co_return;
+    }
+    if (finished_) co_return;  // the client loop ended the relay
+    if (scanned.violation) {
+      finish(relay_end::server_gone, client_);
+      co_return;
+    }
+    if (scanned.forward > 0) continue;
+    // Room for the whole of an inspected message, or a chunk of a streamed one.
+    std::size_t wanted = read_chunk;
+    if (auto header = protocol::peek_header(in.readable(), max_message_size_);
+        header.status == protocol::frame_status::complete && header.header.wire_size() > in.size())
+      wanted = std::max(wanted, header.header.wire_size() - in.size());
+    auto space = in.prepare(wanted);
+    auto [ec, n] = co_await server_.socket.async_read_some(asio::buffer(space.data(), space.size()),
+                                                           use_nothrow);
+    in.commit(n);
+    if (finished_) co_return;
+    if (ec) {  // the session tells the client, unless the server's own FATAL already did
+      finish(relay_end::server_gone, client_);
+      co_return;
+    }
+  }
+}
+
+}  // namespace sluice::proxy

@@ -1,0 +1,232 @@
+#include "proxy/server_connection.hpp"
+
+#include <sys/socket.h>
+
+#include "protocol/backend_messages.hpp"
+#include "protocol/frontend_messages.hpp"
+#include "protocol/md5_auth.hpp"
+#include "protocol/scram.hpp"
+#include "protocol/startup.hpp"
+#include "proxy/message_io.hpp"
+
+namespace sluice::proxy {
+namespace {
+
+struct login_steps {
+  server_connection& server;
+  const upstream_login& login;
+  std::uint32_t max_message_size;
+  std::optional<protocol::scram_client_fsm> scram{};
+};
+
+// Answers one Authentication request. Returns a problem description, or "" to go on.
+std::string answer_authentication(login_steps& steps, const protocol::authentication& auth,
+                                  std::string& reply) {
+  namespace code = protocol::auth_code;
+  switch (auth.code) {
+    case code::ok:
+      return {};
+    case code::cleartext:
+      protocol::append_password_message(reply, steps.login.password);
+      return {};
+    case code::md5: {
+      if (auth.data.size() != 4) return "malformed md5 salt from server";
+      const auto hash = protocol::md5_password_hash(steps.login.password, steps.login.user);
+      protocol::append_password_message(
+          reply,
+          protocol::md5_salted_response(hash, std::span<const char, 4>(auth.data.data(), 4)));
+      return {};
+    }
+    case code::sasl: {
+      bool offered = false;
+      for (auto mechanism : protocol::sasl_mechanisms(auth.data))
+        if (mechanism == "SCRAM-SHA-256") offered = true;
+      if (!offered) return "server offers no SASL mechanism sluice supports";
+      steps.scram.emplace(steps.login.password);
+      protocol::append_sasl_initial_response(reply, "SCRAM-SHA-256",
+                                             steps.scram->client_first_message());
+      return {};
+    }
+    case code::sasl_continue: {
+      if (!steps.scram) return "unexpected SASL continue from server";
+      auto final_message =
+          steps.scram->on_server_first(std::string_view(auth.data.data(), auth.data.size()));
+      if (!final_message) return "server sent an invalid SCRAM challenge";
+      protocol::append_sasl_response(reply, *final_message);
+      return {};
+    }
+    case code::sasl_final: {
+      if (!steps.scram) return "unexpected SASL final from server";
+      if (steps.scram->on_server_final(std::string_view(auth.data.data(), auth.data.size())))
+        return "server failed SCRAM verification (wrong server signature)";
+      return {};
+    }
+    default:
+      return "server asks for an unsupported authentication method (code " +
+             std::to_string(auth.code) + ")";
+  }
+}
+
+awaitable<open_outcome> login(server_connection& server, const upstream_login& login_as,
+                              std::uint32_t max_message_size) {
+  open_outcome out;
+  std::vector<std::pair<std::string, std::string>> params{{"user", login_as.user},
+                                                          {"database", login_as.database}};
+  if (!login_as.options.empty()) params.emplace_back("options", login_as.options);
+  std::string request;
+  protocol::append_startup_message(request, params);
+  if ((out.error = co_await write_all(server.socket, request))) co_return out;
+
+  login_steps steps{server, login_as, max_message_size};
+  for (;;) {
+    auto read =
+        co_await read_message(server.socket, server.buffer, read_kind::typed, max_message_size);
+    if (read.error) {
+      out.error = read.error;
+      co_return out;
+    }
+    if (read.protocol_error) {
+      out.problem = "server sent a malformed message: " + read.protocol_error.message();
+      co_return out;
+    }
+    const auto message = read.message;
+    std::string reply;
+    switch (message.type) {
+      case 'R': {
+        auto auth = protocol::decode_authentication(message.body);
+        if (!auth) {
+          out.problem = "malformed authentication request from server";
+          co_return out;
+        }
+        out.problem = answer_authentication(steps, *auth, reply);
+        break;
+      }
+      case 'S':
+        if (auto status = protocol::decode_parameter_status(message.body))
+          server.params.set(status->name, status->value);
+        break;
+      case 'K':
+        if (auto key = protocol::decode_backend_key_data(message.body)) {
+          server.backend_pid = key->process_id;
+          server.backend_secret = key->secret_key;
+        }
+        break;
+      case 'E':
+        out.rejected = copy_error(message.body);
+        break;
+      case 'Z':
+        if (auto ready = protocol::decode_ready_for_query(message.body))
+          server.tx_status = ready->status;
+        server.buffer.consume(message.wire.size());
+        co_return out;
+      default:  // NoticeResponse, NegotiateProtocolVersion: nothing to act on
+        break;
+    }
+    server.buffer.consume(message.wire.size());
+    if (out.rejected || !out.problem.empty()) co_return out;
+    if (!reply.empty() && (out.error = co_await write_all(server.socket, reply))) co_return out;
+  }
+}
+
+}  // namespace
+
+server_error copy_error(std::span<const char> error_body) {
+  server_error error;
+  if (auto decoded = protocol::decode_error_response(error_body)) {
+    error.severity = decoded->field('S');
+    error.sqlstate = decoded->sqlstate();
+    error.message = decoded->message();
+    error.detail = decoded->field('D');
+  }
+  return error;
+}
+
+awaitable<open_outcome> open_server(server_connection& server,
+                                    const config::upstream_settings& upstream,
+                                    const upstream_login& login_as,
+                                    std::chrono::milliseconds connect_timeout,
+                                    std::chrono::milliseconds login_timeout,
+                                    std::uint32_t max_message_size) {
+  open_outcome out;
+  if (!upstream.host.empty() && upstream.host.front() == '/') {
+    out.problem = "unix-socket upstreams are not supported; use a TCP host";
+    co_return out;
+  }
+  tcp::resolver resolver(server.socket.get_executor());
+  // Locals, not temporaries inside the co_await: GCC 12 mishandles the lifetime of
+  // temporaries in co_await expressions (it freed one twice here).
+  const std::string host = upstream.host.empty() ? "127.0.0.1" : upstream.host;
+  const std::string port = std::to_string(upstream.port);
+  auto [resolve_error, endpoints] = co_await resolver.async_resolve(host, port, use_nothrow);
+  if (resolve_error) {
+    out.error = resolve_error;
+    co_return out;
+  }
+
+  struct connect_result {
+    error_code error;
+  };
+  auto connect = [&]() -> awaitable<connect_result> {
+    auto [ec, endpoint] = co_await asio::async_connect(server.socket, endpoints, use_nothrow);
+    if (!ec) server.endpoint = endpoint;
+    co_return connect_result{ec};
+  };
+  auto connected = co_await with_deadline(server.socket, connect_timeout, connect());
+  if (connected.error) {
+    out.error = connected.error;
+    co_return out;
+  }
+  server.socket.set_option(tcp::no_delay(true));
+  server.socket.set_option(asio::socket_base::keep_alive(true));
+
+  out = co_await with_deadline(server.socket, login_timeout,
+                               login(server, login_as, max_message_size));
+  server.opened_at = std::chrono::steady_clock::now();
+  server.params_at_login = server.params;
+  co_return out;
+}
+
+awaitable<exec_outcome> execute_internal(server_connection& server, std::string_view sql,
+                                         std::chrono::milliseconds timeout,
+                                         std::uint32_t max_message_size) {
+  auto run = [&]() -> awaitable<exec_outcome> {
+    exec_outcome out;
+    std::string request;
+    protocol::append_query(request, sql);
+    if ((out.error = co_await write_all(server.socket, request))) co_return out;
+    for (;;) {
+      auto read =
+          co_await read_message(server.socket, server.buffer, read_kind::typed, max_message_size);
+      if (!read) {
+        out.error = read.error ? read.error : asio::error::invalid_argument;
+        co_return out;
+      }
+      const auto message = read.message;
+      if (message.type == 'S') {
+        if (auto status = protocol::decode_parameter_status(message.body))
+          server.params.set(status->name, status->value);
+      } else if (message.type == 'E' && !out.failed) {
+        out.failed = copy_error(message.body);
+      } else if (message.type == 'Z') {
+        if (auto ready = protocol::decode_ready_for_query(message.body))
+          server.tx_status = ready->status;
+        server.buffer.consume(message.wire.size());
+        co_return out;
+      }
+      server.buffer.consume(message.wire.size());
+    }
+  };
+  co_return co_await with_deadline(server.socket, timeout, run());
+}
+
+bool server_looks_dead(server_connection& server) {
+  if (!server.socket.is_open()) return true;
+  if (!server.buffer.empty()) return true;  // unsolicited bytes: a FATAL or a notice
+  char probe;
+  const auto n = ::recv(server.socket.native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n == 0) return true;                            // orderly shutdown by the server
+  if (n > 0) return true;                             // it said something while idle
+  return !(errno == EAGAIN || errno == EWOULDBLOCK);  // any other error: dead
+}
+
+}  // namespace sluice::proxy

@@ -1,0 +1,289 @@
+#include "proxy/server_pool.hpp"
+
+#include <spdlog/spdlog.h>
+
+namespace sluice::proxy {
+namespace {
+
+pool::pool_limits limits_from(const config::pool_settings& settings) {
+  pool::pool_limits limits;
+  limits.size = settings.size;
+  limits.min_size = settings.min_size;
+  limits.overflow = settings.overflow;
+  limits.overflow_after = settings.overflow_after;
+  limits.timeout = settings.timeout;
+  limits.recycle = settings.recycle;
+  limits.idle_timeout = settings.idle_timeout;
+  limits.pre_ping = settings.pre_ping;
+  return limits;
+}
+
+constexpr auto ping_timeout = std::chrono::seconds(5);
+
+}  // namespace
+
+// A client waiting for a server. Shared with the granting thread's posted wake-up, so it
+// outlives whichever of the two finishes last.
+struct server_pool::waiter_slot {
+  explicit waiter_slot(asio::any_io_executor executor) : wake(std::move(executor)) {}
+  asio::steady_timer wake;
+  std::unique_ptr<server_connection> granted;  // set under mutex_ by a grant
+  bool needs_ping = false;
+  bool timed_out = false;
+  std::optional<server_error> rejected;
+};
+
+// Side effects decided under mutex_, carried out after it is released.
+struct server_pool::effects {
+  std::vector<std::shared_ptr<waiter_slot>> wake;
+  std::vector<pool::server_id> opens;
+  std::vector<std::unique_ptr<server_connection>> closes;
+  std::optional<pool::time_point> next_wakeup;
+};
+
+server_pool::server_pool(asio::io_context& io, std::string name, config::database_settings database,
+                         upstream_login login, std::uint32_t max_message_size,
+                         std::shared_ptr<spdlog::logger> log)
+    : io_(io),
+      name_(std::move(name)),
+      database_(std::move(database)),
+      login_(std::move(login)),
+      max_message_size_(max_message_size),
+      log_(std::move(log)),
+      fsm_(limits_from(database_.pool)),
+      janitor_timer_(asio::make_strand(io)) {}
+
+void server_pool::start() {
+  asio::co_spawn(
+      janitor_timer_.get_executor(), [self = shared_from_this()] { return self->janitor(); },
+      asio::detached);
+}
+
+void server_pool::stop() {
+  effects fx;
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+    for (auto& [id, server] : idle_) fx.closes.push_back(std::move(server));
+    idle_.clear();
+    for (auto& [id, slot] : waiters_) fx.wake.push_back(slot);
+  }
+  asio::post(janitor_timer_.get_executor(),
+             [self = shared_from_this()] { self->janitor_timer_.cancel(); });
+  carry_out(fx);
+}
+
+pool::server_pool_fsm::stats server_pool::snapshot() const {
+  std::lock_guard lock(mutex_);
+  return fsm_.snapshot();
+}
+
+void server_pool::apply_locked(const pool::server_pool_fsm::decisions& decided, effects& fx) {
+  for (const auto& grant : decided.grants) {
+    auto server = idle_.extract(grant.server);
+    auto waiter = waiters_.extract(grant.waiter);
+    if (server.empty()) continue;  // cannot happen: the fsm only grants parked servers
+    if (waiter.empty()) {          // cannot happen: cancelled waiters are not granted
+      idle_.insert(std::move(server));
+      continue;
+    }
+    waiter.mapped()->granted = std::move(server.mapped());
+    waiter.mapped()->needs_ping = grant.needs_ping;
+    fx.wake.push_back(std::move(waiter.mapped()));
+  }
+  for (const auto& open : decided.opens) fx.opens.push_back(open.server);
+  for (auto id : decided.closes) {
+    if (auto server = idle_.extract(id); !server.empty())
+      fx.closes.push_back(std::move(server.mapped()));
+  }
+  for (auto id : decided.timed_out) {
+    if (auto waiter = waiters_.extract(id); !waiter.empty()) {
+      waiter.mapped()->timed_out = true;
+      fx.wake.push_back(std::move(waiter.mapped()));
+    }
+  }
+  if (decided.next_wakeup) fx.next_wakeup = decided.next_wakeup;
+}
+
+void server_pool::carry_out(effects& fx) {
+  for (auto& slot : fx.wake) {
+    asio::post(slot->wake.get_executor(), [slot] { slot->wake.cancel(); });
+  }
+  for (auto id : fx.opens) {
+    asio::co_spawn(
+        asio::make_strand(io_), [self = shared_from_this(), id] { return self->open_one(id); },
+        asio::detached);
+  }
+  for (auto& server : fx.closes) close_server(std::move(server), "idle timeout or recycle");
+  if (fx.next_wakeup) {
+    // Wake the janitor early when the fsm needs it sooner than its regular beat.
+    asio::post(janitor_timer_.get_executor(), [self = shared_from_this(), at = *fx.next_wakeup] {
+      if (at < self->janitor_timer_.expiry()) self->janitor_timer_.cancel();
+    });
+  }
+}
+
+void server_pool::close_server(std::unique_ptr<server_connection> server, std::string_view reason) {
+  if (!server) return;
+  log_->info("server closed pool={} pid={} reason=\"{}\"", name_, server->backend_pid, reason);
+  // A Terminate lets PostgreSQL log a clean disconnect; best effort, never blocking.
+  static constexpr char terminate[] = {'X', 0, 0, 0, 4};
+  error_code ignored;
+  server->socket.non_blocking(true, ignored);
+  asio::write(server->socket, asio::buffer(terminate), ignored);
+  server->socket.close(ignored);
+}
+
+awaitable<void> server_pool::open_one(pool::server_id id) {
+  auto server = std::make_unique<server_connection>(co_await asio::this_coro::executor);
+  server->id = id;
+  const auto outcome =
+      co_await open_server(*server, database_.server, login_, database_.pool.connect_timeout,
+                           database_.pool.login_timeout, max_message_size_);
+  effects fx;
+  {
+    std::lock_guard lock(mutex_);
+    if (outcome && !stopping_) {
+      idle_.emplace(id, std::move(server));
+      apply_locked(fsm_.on_open_succeeded(id, pool::clock::now()), fx);
+    } else {
+      apply_locked(fsm_.on_open_failed(id, pool::clock::now()), fx);
+      // A server that refuses the login (bad password, missing database) refuses everyone:
+      // waiting clients get its error now instead of a timeout later.
+      if (outcome.rejected) {
+        for (auto& [waiter_id, slot] : waiters_) {
+          fsm_.cancel_wait(waiter_id);
+          slot->rejected = outcome.rejected;
+          fx.wake.push_back(slot);
+        }
+        waiters_.clear();
+      }
+    }
+  }
+  if (server && outcome) {
+    close_server(std::move(server), "pool stopping");
+  } else if (outcome) {
+    log_->info("server opened pool={} server={}", name_, id);
+  } else if (outcome.rejected) {
+    log_->error("server login rejected pool={} sqlstate={} message=\"{}\"", name_,
+                outcome.rejected->sqlstate, outcome.rejected->message);
+  } else {
+    log_->warn("server connect failed pool={} host={}:{} reason=\"{}\"", name_,
+               database_.server.host, database_.server.port,
+               outcome.problem.empty() ? outcome.error.message() : outcome.problem);
+  }
+  carry_out(fx);
+}
+
+awaitable<void> server_pool::janitor() {
+  constexpr auto beat = std::chrono::milliseconds(500);
+  for (;;) {
+    effects fx;
+    {
+      std::lock_guard lock(mutex_);
+      if (stopping_) co_return;
+      apply_locked(fsm_.tick(pool::clock::now()), fx);
+    }
+    carry_out(fx);
+    auto next = pool::clock::now() + beat;
+    if (fx.next_wakeup && *fx.next_wakeup < next) next = *fx.next_wakeup;
+    janitor_timer_.expires_at(next);
+    co_await janitor_timer_.async_wait(use_nothrow);
+  }
+}
+
+awaitable<bool> server_pool::verify(server_connection& server, bool needs_ping) {
+  if (server_looks_dead(server)) {
+    log_->debug("server looks dead pool={} pid={} buffered={}", name_, server.backend_pid,
+                server.buffer.size());
+    co_return false;
+  }
+  if (!needs_ping) co_return true;
+  auto pinged = co_await execute_internal(server, "", ping_timeout, max_message_size_);
+  if (!pinged || server.tx_status != 'I')
+    log_->debug("server ping failed pool={} pid={} error={} status={}", name_, server.backend_pid,
+                pinged.error.message(), server.tx_status);
+  co_return pinged&& server.tx_status == 'I';
+}
+
+awaitable<lease_result> server_pool::acquire() {
+  auto executor = co_await asio::this_coro::executor;
+  auto slot = std::make_shared<waiter_slot>(executor);
+  pool::waiter_id id;
+  effects fx;
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_) co_return lease_result{nullptr, lease_result::failure::stopping, {}};
+    id = next_waiter_++;
+    const auto decided = fsm_.acquire(id, pool::clock::now());
+    using kind = pool::server_pool_fsm::acquire_result::kind;
+    if (decided.what == kind::granted) {
+      slot->granted = std::move(idle_.extract(decided.server).mapped());
+      slot->needs_ping = decided.needs_ping;
+    } else {
+      waiters_.emplace(id, slot);
+      if (decided.what == kind::open_new) fx.opens.push_back(decided.server);
+    }
+  }
+  carry_out(fx);
+
+  // A backstop in case a wake-up is lost: the fsm times waiters out, this only re-checks.
+  const auto backstop = database_.pool.timeout + std::chrono::seconds(2);
+  for (;;) {
+    std::unique_ptr<server_connection> candidate;
+    bool needs_ping = false;
+    {
+      std::lock_guard lock(mutex_);
+      if (slot->granted) {
+        candidate = std::move(slot->granted);
+        needs_ping = slot->needs_ping;
+      } else if (slot->timed_out) {
+        co_return lease_result{nullptr, lease_result::failure::timed_out, {}};
+      } else if (slot->rejected) {
+        co_return lease_result{nullptr, lease_result::failure::rejected, slot->rejected};
+      } else if (stopping_) {
+        waiters_.erase(id);
+        co_return lease_result{nullptr, lease_result::failure::stopping, {}};
+      }
+    }
+    if (candidate) {
+      if (co_await verify(*candidate, needs_ping))
+        co_return lease_result{std::move(candidate), lease_result::failure::none, {}};
+      // Dead: close it and keep waiting; the fsm grants another or opens a replacement.
+      effects replaced;
+      {
+        std::lock_guard lock(mutex_);
+        waiters_.emplace(id, slot);
+        apply_locked(fsm_.on_ping_failed(candidate->id, pool::clock::now()), replaced);
+      }
+      log_->info("server failed pre-ping pool={} pid={}: replaced", name_, candidate->backend_pid);
+      close_server(std::move(candidate), "pre-ping failed");
+      carry_out(replaced);
+      continue;
+    }
+    slot->wake.expires_after(backstop);
+    auto [ec] = co_await slot->wake.async_wait(use_nothrow);
+    if (!ec) {  // the backstop fired: give up the place in line
+      std::lock_guard lock(mutex_);
+      if (!slot->granted && !slot->rejected) {
+        fsm_.cancel_wait(id);
+        waiters_.erase(id);
+        slot->timed_out = true;
+      }
+    }
+  }
+}
+
+void server_pool::release(std::unique_ptr<server_connection> server, bool reusable) {
+  effects fx;
+  const auto id = server->id;
+  {
+    std::lock_guard lock(mutex_);
+    if (reusable && !stopping_) idle_.emplace(id, std::move(server));
+    apply_locked(fsm_.release(id, pool::clock::now(), reusable && !stopping_), fx);
+  }
+  if (server) close_server(std::move(server), reusable ? "pool stopping" : "not reusable");
+  carry_out(fx);
+}
+
+}  // namespace sluice::proxy

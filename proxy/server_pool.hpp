@@ -1,0 +1,85 @@
+#pragma once
+// One pool of servers for a (database, user): the pure server_pool_fsm plus the sockets and
+// waiting clients it decides about.
+//
+// Threads: any worker thread may call acquire()/release(). `mutex_` guards the fsm, the idle
+// servers and the waiter table, and is never held across I/O: decisions are collected under
+// the lock and carried out (wake-ups posted, connections spawned, sockets closed) after it.
+// A waiting client sleeps on a timer bound to its own strand; a grant moves the server into
+// the waiter's slot and posts a cancel of that timer to the waiter's strand.
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+#include <spdlog/logger.h>
+
+#include "pool/server_pool_fsm.hpp"
+#include "proxy/asio.hpp"
+#include "proxy/config/settings.hpp"
+#include "proxy/server_connection.hpp"
+
+namespace sluice::proxy {
+
+struct lease_result {
+  enum class failure {
+    none,       // `server` is ready for use
+    timed_out,  // waited `timeout` without getting a server (53300)
+    rejected,   // the server refused our login; `error` says why
+    stopping,   // the daemon is shutting down
+  };
+  std::unique_ptr<server_connection> server;
+  failure why = failure::none;
+  std::optional<server_error> error;
+};
+
+class server_pool : public std::enable_shared_from_this<server_pool> {
+ public:
+  server_pool(asio::io_context& io, std::string name, config::database_settings database,
+              upstream_login login, std::uint32_t max_message_size,
+              std::shared_ptr<spdlog::logger> log);
+
+  const std::string& name() const { return name_; }
+  const config::pool_settings& settings() const { return database_.pool; }
+
+  // Starts the janitor (timeouts, idle/recycle closing, min_size warm-up).
+  void start();
+  void stop();
+
+  // Waits first come, first served for a live server. Called from the client's strand.
+  awaitable<lease_result> acquire();
+
+  // Hands a leased server back. reusable=false closes it (broken, or left mid-transaction).
+  void release(std::unique_ptr<server_connection> server, bool reusable);
+
+  pool::server_pool_fsm::stats snapshot() const;
+
+ private:
+  struct waiter_slot;
+  struct effects;
+
+  void apply_locked(const pool::server_pool_fsm::decisions& decided, effects& fx);
+  void carry_out(effects& fx);
+  awaitable<void> open_one(pool::server_id id);
+  awaitable<void> janitor();
+  awaitable<bool> verify(server_connection& server, bool needs_ping);
+  void close_server(std::unique_ptr<server_connection> server, std::string_view reason);
+
+  asio::io_context& io_;
+  const std::string name_;
+  const config::database_settings database_;
+  const upstream_login login_;
+  const std::uint32_t max_message_size_;
+  std::shared_ptr<spdlog::logger> log_;
+
+  mutable std::mutex mutex_;  // guards everything below
+  pool::server_pool_fsm fsm_;
+  std::unordered_map<pool::server_id, std::unique_ptr<server_connection>> idle_;
+  std::unordered_map<pool::waiter_id, std::shared_ptr<waiter_slot>> waiters_;
+  pool::waiter_id next_waiter_ = 1;
+  bool stopping_ = false;
+  asio::steady_timer janitor_timer_;
+};
+
+}  // namespace sluice::proxy
