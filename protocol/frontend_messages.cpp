@@ -142,6 +142,18 @@ void append_bind_header(std::string& out, std::string_view portal, std::string_v
   message_writer(out, frontend_type::bind).cstring(portal).cstring(statement).bytes(rest).finish();
 }
 
+void append_bind_prefix(std::string& out, std::string_view portal, std::string_view statement,
+                        std::size_t rest_size) {
+  const auto length = static_cast<std::uint32_t>(4 + portal.size() + 1 + statement.size() + 1 +
+                                                 rest_size);
+  out.push_back(frontend_type::bind);
+  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>(length >> shift));
+  out.append(portal);
+  out.push_back('\0');
+  out.append(statement);
+  out.push_back('\0');
+}
+
 void append_describe(std::string& out, char kind, std::string_view name) {
   message_writer(out, frontend_type::describe).byte(kind).cstring(name).finish();
 }

@@ -98,6 +98,10 @@ void append_parse(std::string& out, std::string_view name, std::string_view quer
 // formats, usually body.subspan(decoded.params_offset) of the client's Bind.
 void append_bind_header(std::string& out, std::string_view portal, std::string_view statement,
                         std::span<const char> rest);
+// The start of that same Bind, without `rest`: the caller sends the client's own bytes after
+// it, so parameter values are never copied. `rest_size` goes into the length field.
+void append_bind_prefix(std::string& out, std::string_view portal, std::string_view statement,
+                        std::size_t rest_size);
 void append_describe(std::string& out, char kind, std::string_view name);
 void append_execute(std::string& out, std::string_view portal, std::int32_t max_rows);
 void append_close(std::string& out, char kind, std::string_view name);

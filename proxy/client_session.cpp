@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "pool/local_parse_answer.hpp"
 #include "protocol/backend_messages.hpp"
 #include "protocol/framing.hpp"
 #include "protocol/message_types.hpp"
@@ -310,6 +311,18 @@ awaitable<bool> client_session::lease_server() {
   co_return true;
 }
 
+bool client_session::statements_enabled() const {
+  return pool_->settings().mode == config::pool_mode::transaction &&
+         pool_->settings().prepared_statements > 0;
+}
+
+pool::intern_function client_session::intern_function() const {
+  return [&registry = context_.statements](std::string_view query,
+                                           std::span<const std::uint32_t> types) {
+    return registry.intern(query, types);
+  };
+}
+
 void client_session::give_back_server(bool reusable, std::string_view why) {
   if (!server_) return;
   if (!reusable)
@@ -360,12 +373,28 @@ awaitable<void> client_session::serve() {
         }
         continue;
       }
+      if (type == protocol::frontend_type::parse && statements_enabled()) {
+        auto answered = pool::answer_parses_locally(in_.readable(), max_message, statements_,
+                                                    intern_function());
+        if (answered) {
+          statement_counters_.client_parses += answered->parses;
+          statement_counters_.parses_saved += answered->parses;
+          in_.consume(answered->consumed);
+          if (co_await write_all(socket_, answered->reply)) co_return;
+          continue;
+        }
+      }
       if (!co_await lease_server()) co_return;
     }
 
     context_.cancels.set_target(*cancel_key_, cancel_target{server_->endpoint, server_->backend_pid,
                                                             server_->backend_secret});
-    relay link(socket_, in_, *server_, mode, params_, max_message);
+    // Transaction mode renames named prepared statements so they survive moving between
+    // servers; session mode, or a cache set to 0, passes them through untouched.
+    std::optional<statement_context> statements;
+    if (statements_enabled())
+      statements.emplace(statement_context{statements_, intern_function(), statement_counters_});
+    relay link(socket_, in_, *server_, mode, params_, max_message, std::move(statements));
     const auto end = co_await link.run();
     context_.cancels.set_target(*cancel_key_, std::nullopt);
     last_link_ = link.link();

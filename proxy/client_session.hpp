@@ -18,12 +18,14 @@
 #include "pool/cancel_registry.hpp"
 #include "pool/release_policy.hpp"
 #include "pool/session_params.hpp"
+#include "pool/statement_relay_fsm.hpp"
 #include "proxy/asio.hpp"
 #include "proxy/byte_buffer.hpp"
 #include "proxy/cancel_directory.hpp"
 #include "proxy/config/settings.hpp"
 #include "proxy/credentials.hpp"
 #include "proxy/pool_registry.hpp"
+#include "proxy/shared_statement_registry.hpp"
 
 namespace sluice::proxy {
 
@@ -33,6 +35,7 @@ struct daemon_context {
   const credential_store& credentials;
   pool_registry& pools;
   cancel_directory& cancels;
+  shared_statement_registry& statements;
   std::shared_ptr<spdlog::logger> log;
   std::atomic<std::uint32_t> clients{0};  // sessions alive, for max_clients
 };
@@ -51,6 +54,9 @@ class client_session : public std::enable_shared_from_this<client_session> {
   awaitable<void> serve();
   awaitable<bool> lease_server();
   void give_back_server(bool reusable, std::string_view why);
+  // Transaction mode with a statement cache: named prepared statements are renamed per server.
+  bool statements_enabled() const;
+  pool::intern_function intern_function() const;
   awaitable<void> leave_server_clean();
   awaitable<void> forward_cancel(const pool::backend_key& key);
   awaitable<void> fail(std::string_view sqlstate, std::string_view message,
@@ -69,7 +75,9 @@ class client_session : public std::enable_shared_from_this<client_session> {
   const config::database_settings* database_settings_ = nullptr;
   std::unique_ptr<server_connection> server_;
   std::optional<pool::backend_key> cancel_key_;
-  pool::link_state last_link_;  // where the last relay left the server
+  pool::link_state last_link_;             // where the last relay left the server
+  pool::client_statement_map statements_;  // this client's prepared statement names
+  pool::statement_counters statement_counters_;
   bool logged_in_ = false;
   std::string end_reason_ = "client closed the connection";
 };

@@ -59,7 +59,8 @@ int run_daemon(const config::settings& settings, std::shared_ptr<spdlog::logger>
   credential_store credentials(settings.users);
   pool_registry pools(io, settings, credentials, log);
   cancel_directory cancels;
-  daemon_context context{settings, credentials, pools, cancels, log};
+  shared_statement_registry statements;
+  daemon_context context{settings, credentials, pools, cancels, statements, log};
 
   tcp::acceptor acceptor(io);
   try {

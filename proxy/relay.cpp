@@ -11,7 +11,7 @@ namespace {
 namespace fe = protocol::frontend_type;
 namespace be = protocol::backend_type;
 
-// Server messages the relay must see whole; everything else streams by byte count.
+// Server messages the relay itself must see whole; everything else streams by byte count.
 bool inspected_from_server(char type) {
   return type == be::ready_for_query || type == be::parameter_status ||
          type == be::error_response || type == be::copy_in_response;
@@ -23,7 +23,7 @@ constexpr std::size_t read_chunk = 16384;
 
 relay::relay(tcp::socket& client, byte_buffer& client_in, server_connection& server,
              pool::pool_mode mode, pool::session_params& client_params,
-             std::uint32_t max_message_size)
+             std::uint32_t max_message_size, std::optional<statement_context> statements)
     : client_(client),
       client_in_(client_in),
       server_(server),
@@ -31,6 +31,9 @@ relay::relay(tcp::socket& client, byte_buffer& client_in, server_connection& ser
       client_params_(client_params),
       max_message_size_(max_message_size) {
   link_.tx_status = server.tx_status;
+  if (statements)
+    statements_.emplace(statements->client, server.statements, std::move(statements->intern),
+                        statements->counters);
 }
 
 void relay::finish(relay_end why, tcp::socket& wake) {
@@ -51,12 +54,47 @@ awaitable<relay_end> relay::run() {
   co_return end_;
 }
 
-relay::scan_result relay::scan_client(std::span<const char> bytes) {
-  scan_result out;
+awaitable<error_code> relay::write_segments(tcp::socket& socket,
+                                            const protocol::output_segments& out,
+                                            std::vector<asio::const_buffer>& buffers) {
+  buffers.clear();
+  out.for_each([&](const char* data, std::size_t size) { buffers.emplace_back(data, size); });
+  auto [ec, n] = co_await asio::async_write(socket, buffers, use_nothrow);
+  co_return ec;
+}
+
+void relay::note_client_message(char type) {
+  switch (type) {
+    case fe::query:
+    case fe::function_call:
+      ++link_.outstanding_syncs;
+      break;
+    case fe::sync:
+      // A server in COPY FROM STDIN ignores Sync; counting it would pin the server forever.
+      if (!link_.copy_in_progress) {
+        ++link_.outstanding_syncs;
+        link_.extended_batch_open = false;
+      }
+      break;
+    case fe::copy_done:
+    case fe::copy_fail:
+      link_.copy_in_progress = false;
+      break;
+    case fe::copy_data:
+      break;
+    default:  // Parse, Bind, Describe, Execute, Close, Flush: a batch awaiting its Sync
+      link_.extended_batch_open = true;
+      break;
+  }
+}
+
+relay::scan_result relay::scan_client(std::span<const char> bytes, protocol::output_segments& out) {
+  scan_result result;
   std::size_t pos = 0;
   while (pos < bytes.size()) {
     if (client_remaining_ > 0) {
       const auto n = std::min(client_remaining_, bytes.size() - pos);
+      if (client_forwarding_) out.add_view(bytes.subspan(pos, n));
       pos += n;
       client_remaining_ -= n;
       continue;
@@ -64,41 +102,29 @@ relay::scan_result relay::scan_client(std::span<const char> bytes) {
     const auto header = protocol::peek_header(bytes.subspan(pos), max_message_size_);
     if (header.status == protocol::frame_status::need_more) break;
     if (header.status == protocol::frame_status::error) {
-      out.violation = true;
+      result.violation = true;
       break;
     }
     const char type = header.header.type;
     if (type == fe::terminate) {
-      out.stop = true;
+      result.stop = true;
       break;
     }
-    switch (type) {
-      case fe::query:
-      case fe::function_call:
-        ++link_.outstanding_syncs;
-        break;
-      case fe::sync:
-        // A server in COPY FROM STDIN ignores Sync; counting it would pin the server forever.
-        if (!link_.copy_in_progress) {
-          ++link_.outstanding_syncs;
-          link_.extended_batch_open = false;
-        }
-        break;
-      case fe::copy_done:
-      case fe::copy_fail:
-        link_.copy_in_progress = false;
-        break;
-      case fe::copy_data:
-        break;
-      default:  // Parse, Bind, Describe, Execute, Close, Flush: a batch awaiting its Sync
-        link_.extended_batch_open = true;
-        break;
+    if (statements_ && pool::statement_relay_fsm::wants_whole_request(type)) {
+      const auto whole = protocol::frame_message(bytes.subspan(pos), max_message_size_);
+      if (whole.status != protocol::frame_status::complete) break;  // wait for the rest
+      if (statements_->on_client_message(type, whole.message.body, whole.message.wire, out))
+        note_client_message(type);
+      pos += whole.message.wire.size();
+      continue;
     }
+    client_forwarding_ = !statements_ || statements_->on_client_streamed(type);
+    if (client_forwarding_) note_client_message(type);
     client_remaining_ = header.header.wire_size();
   }
-  link_.message_partially_sent = client_remaining_ > 0;
-  out.forward = pos;
-  return out;
+  link_.message_partially_sent = client_remaining_ > 0 && client_forwarding_;
+  result.consumed = pos;
+  return result;
 }
 
 void relay::on_server_message(char type, std::span<const char> body) {
@@ -118,7 +144,6 @@ void relay::on_server_message(char type, std::span<const char> body) {
       }
       break;
     case be::error_response:
-      client_told_error_ = true;
       if (auto error = protocol::decode_error_response(body)) {
         const auto severity = error->field('V').empty() ? error->field('S') : error->field('V');
         if (severity == "FATAL" || severity == "PANIC") server_fatal_ = true;
@@ -132,63 +157,82 @@ void relay::on_server_message(char type, std::span<const char> body) {
   }
 }
 
-relay::scan_result relay::scan_server(std::span<const char> bytes) {
-  scan_result out;
+relay::scan_result relay::scan_server(std::span<const char> bytes, protocol::output_segments& out) {
+  using verdict = pool::statement_relay_fsm::verdict;
+  scan_result result;
   std::size_t pos = 0;
   while (pos < bytes.size()) {
     if (server_remaining_ > 0) {
       const auto n = std::min(server_remaining_, bytes.size() - pos);
+      if (server_forwarding_) out.add_view(bytes.subspan(pos, n));
       pos += n;
       server_remaining_ -= n;
       continue;
     }
-    const auto framed = protocol::peek_header(bytes.subspan(pos), max_message_size_);
-    if (framed.status == protocol::frame_status::need_more) break;
-    if (framed.status == protocol::frame_status::error) {
-      out.violation = true;
+    const auto header = protocol::peek_header(bytes.subspan(pos), max_message_size_);
+    if (header.status == protocol::frame_status::need_more) break;
+    if (header.status == protocol::frame_status::error) {
+      result.violation = true;
       break;
     }
-    const char type = framed.header.type;
-    if (!inspected_from_server(type)) {
-      server_remaining_ = framed.header.wire_size();
+    const char type = header.header.type;
+    const bool whole_needed = inspected_from_server(type) ||
+                              (statements_ && pool::statement_relay_fsm::wants_whole_reply(type));
+    if (!whole_needed) {
+      server_forwarding_ =
+          !statements_ || statements_->on_server_message(type, {}, out) == verdict::forward;
+      server_remaining_ = header.header.wire_size();
       continue;
     }
     const auto whole = protocol::frame_message(bytes.subspan(pos), max_message_size_);
     if (whole.status != protocol::frame_status::complete) break;  // wait for the rest
     on_server_message(type, whole.message.body);
+    if (!statements_ ||
+        statements_->on_server_message(type, whole.message.body, out) == verdict::forward)
+      out.add_view(whole.message.wire);
     pos += whole.message.wire.size();
     if (type == be::ready_for_query &&
-        pool::decide_release(mode_, link_) == pool::release_decision::release) {
-      // Decided now, not after the write below: while that write is in flight the client
-      // loop may wake with the client's next request, and it must not forward it to a server
-      // that is about to go back to the pool.
-      out.stop = true;
+        pool::decide_release(mode_, link_) == pool::release_decision::release &&
+        (!statements_ || statements_->idle())) {
+      // Decided now, not after the write: while that write is in flight the client loop may
+      // wake with the client's next request, and it must not forward it to a server that is
+      // about to go back to the pool.
+      result.stop = true;
       finished_ = true;
       end_ = relay_end::released;
       break;
     }
   }
-  out.forward = pos;
-  return out;
+  result.consumed = pos;
+  return result;
 }
 
 awaitable<void> relay::client_to_server() {
   while (!finished_) {
-    const auto scanned = scan_client(client_in_.readable());
-    if (scanned.forward > 0) {
-      auto [ec, n] = co_await asio::async_write(
-          server_.socket, asio::buffer(client_in_.readable().data(), scanned.forward), use_nothrow);
-      client_in_.consume(scanned.forward);
-      if (ec) {
-        finish(relay_end::server_gone, server_.socket);
-        co_return;
+    to_server_.clear();
+    const auto scanned = scan_client(client_in_.readable(), to_server_);
+    if (scanned.consumed > 0) {
+      if (!to_server_.empty()) {
+        auto ec = co_await write_segments(server_.socket, to_server_, server_buffers_);
+        client_in_.consume(scanned.consumed);
+        if (ec) {
+          finish(relay_end::server_gone, server_.socket);
+          co_return;
+        }
+      } else {
+        client_in_.consume(scanned.consumed);  // all of it dropped
       }
       continue;
     }
     if (scanned.violation) {
+      finished_ = true;
+      end_ = relay_end::client_violation;
       std::string error;
-      protocol::append_error_response(
-          error, {.severity = "FATAL", .sqlstate = "08P01", .message = "invalid message length"});
+      protocol::append_error_response(error, {.severity = "FATAL",
+                                              .sqlstate = "08P01",
+                                              .message = "invalid message length",
+                                              .detail = {},
+                                              .hint = {}});
       co_await write_all(client_, error);
       finish(relay_end::client_violation, server_.socket);
       co_return;
@@ -213,16 +257,17 @@ awaitable<void> relay::client_to_server() {
 awaitable<void> relay::server_to_client() {
   auto& in = server_.buffer;
   for (;;) {
-    const auto scanned = scan_server(in.readable());
-    if (scanned.forward > 0) {
-      auto [ec, n] = co_await asio::async_write(
-          client_, asio::buffer(in.readable().data(), scanned.forward), use_nothrow);
-      in.consume(scanned.forward);
+    to_client_.clear();
+    const auto scanned = scan_server(in.readable(), to_client_);
+    if (!to_client_.empty()) {
+      auto ec = co_await write_segments(client_, to_client_, client_buffers_);
       if (ec) {
+        in.consume(scanned.consumed);
         finish(relay_end::client_gone, client_);
         co_return;
       }
     }
+    in.consume(scanned.consumed);
     if (scanned.stop) {  // a release point: the client loop stops reading
       finish(relay_end::released, client_);
       co_return;
@@ -232,8 +277,8 @@ awaitable<void> relay::server_to_client() {
       finish(relay_end::server_gone, client_);
       co_return;
     }
-    if (scanned.forward > 0) continue;
-    // Room for the whole of an inspected message, or a chunk of a streamed one.
+    if (scanned.consumed > 0) continue;
+    // Room for the whole of a message that must be seen whole, or a chunk of a streamed one.
     std::size_t wanted = read_chunk;
     if (auto header = protocol::peek_header(in.readable(), max_message_size_);
         header.status == protocol::frame_status::complete && header.header.wire_size() > in.size())

@@ -2,18 +2,24 @@
 // The relay between one client and the server it holds, for the length of one lease.
 //
 // Flow: two loops run on the session's strand, one per direction.
-//   client → server: read bytes, walk message headers (bodies are forwarded by byte count),
-//                    update the link state *before* writing, write the bytes on.
-//   server → client: read bytes, walk headers, decode only ReadyForQuery, ParameterStatus,
-//                    ErrorResponse and CopyInResponse, write the bytes on; at each
+//   client → server: read bytes, walk message headers (bodies are forwarded by byte count,
+//                    except the few the prepared-statement fsm rewrites), update the link state
+//                    *before* writing, write the result on in one gathered write.
+//   server → client: read bytes, walk headers, decode only what the proxy acts on
+//                    (ReadyForQuery, ParameterStatus, ErrorResponse, CopyInResponse, and the
+//                    replies the statement fsm matches), write the result on; at each
 //                    ReadyForQuery ask the release policy whether the lease ends here.
 // Because the client loop counts a Sync/Query before it sends it, a release can never be
-// decided while a request is in flight: when the server loop releases, the client loop is
-// parked in a read, which is cancelled without losing bytes (they stay in the buffer).
+// decided while a request is in flight; once decided, the client loop stops forwarding at
+// once and its parked read is cancelled without losing bytes (they stay in the buffer).
 #include <cstdint>
+#include <optional>
+#include <vector>
 
 #include "pool/release_policy.hpp"
 #include "pool/session_params.hpp"
+#include "pool/statement_relay_fsm.hpp"
+#include "protocol/output_segments.hpp"
 #include "proxy/asio.hpp"
 #include "proxy/byte_buffer.hpp"
 #include "proxy/server_connection.hpp"
@@ -23,14 +29,22 @@ namespace sluice::proxy {
 enum class relay_end {
   released,          // the release policy handed the server back (transaction mode)
   client_gone,       // the client closed its socket or sent Terminate
-  server_gone,       // the server closed or failed; the client was told
+  server_gone,       // the server closed or failed
   client_violation,  // the client broke framing (bad length); it was told 08P01
+};
+
+// What the prepared-statement fsm works on; absent in session mode or when the cache is off.
+struct statement_context {
+  pool::client_statement_map& client;
+  pool::intern_function intern;
+  pool::statement_counters& counters;
 };
 
 class relay {
  public:
   relay(tcp::socket& client, byte_buffer& client_in, server_connection& server,
-        pool::pool_mode mode, pool::session_params& client_params, std::uint32_t max_message_size);
+        pool::pool_mode mode, pool::session_params& client_params, std::uint32_t max_message_size,
+        std::optional<statement_context> statements);
 
   awaitable<relay_end> run();
   const pool::link_state& link() const { return link_; }
@@ -41,15 +55,18 @@ class relay {
   awaitable<void> server_to_client();
   void finish(relay_end why, tcp::socket& wake);
 
-  // How far the bytes at the front of the buffer may be forwarded.
+  // How far a scan got through the bytes at the front of a buffer.
   struct scan_result {
-    std::size_t forward = 0;  // bytes to write on
-    bool stop = false;        // a Terminate (client) or a release point (server) was reached
-    bool violation = false;   // a length field was invalid
+    std::size_t consumed = 0;  // bytes dealt with: written on (via the segments) or dropped
+    bool stop = false;         // a Terminate (client) or a release point (server) was reached
+    bool violation = false;    // a length field was invalid
   };
-  scan_result scan_client(std::span<const char> bytes);
-  scan_result scan_server(std::span<const char> bytes);
+  scan_result scan_client(std::span<const char> bytes, protocol::output_segments& out);
+  scan_result scan_server(std::span<const char> bytes, protocol::output_segments& out);
+  void note_client_message(char type);
   void on_server_message(char type, std::span<const char> body);
+  awaitable<error_code> write_segments(tcp::socket& socket, const protocol::output_segments& out,
+                                       std::vector<asio::const_buffer>& buffers);
 
   tcp::socket& client_;
   byte_buffer& client_in_;
@@ -57,14 +74,18 @@ class relay {
   const pool::pool_mode mode_;
   pool::session_params& client_params_;
   const std::uint32_t max_message_size_;
+  std::optional<pool::statement_relay_fsm> statements_;
 
   pool::link_state link_;
-  std::size_t client_remaining_ = 0;  // bytes of the current client message still to forward
-  std::size_t server_remaining_ = 0;  // bytes of the current server message still to forward
+  std::size_t client_remaining_ = 0;  // bytes of the current client message still to pass
+  bool client_forwarding_ = true;     // ... and whether they go on or are dropped
+  std::size_t server_remaining_ = 0;  // bytes of the current server message still to pass
+  bool server_forwarding_ = true;
+  protocol::output_segments to_server_, to_client_;
+  std::vector<asio::const_buffer> server_buffers_, client_buffers_;
   bool finished_ = false;
   relay_end end_ = relay_end::released;
-  bool server_fatal_ = false;       // the server sent a FATAL/PANIC ErrorResponse
-  bool client_told_error_ = false;  // an ErrorResponse already reached the client
+  bool server_fatal_ = false;  // the server sent a FATAL/PANIC ErrorResponse
 };
 
 }  // namespace sluice::proxy

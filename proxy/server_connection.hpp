@@ -13,6 +13,7 @@
 #include <string>
 
 #include "pool/server_pool_fsm.hpp"
+#include "pool/server_statement_cache.hpp"
 #include "pool/session_params.hpp"
 #include "proxy/asio.hpp"
 #include "proxy/byte_buffer.hpp"
@@ -29,17 +30,19 @@ struct server_error {
 };
 
 struct server_connection {
-  explicit server_connection(asio::any_io_executor executor) : socket(std::move(executor)) {}
+  server_connection(asio::any_io_executor executor, std::size_t statement_capacity)
+      : socket(std::move(executor)), statements(statement_capacity) {}
 
   tcp::socket socket;
   byte_buffer buffer{16384};
   pool::server_id id = 0;
-  std::int32_t backend_pid = 0;          // for CancelRequest and logs
-  std::int32_t backend_secret = 0;       // never logged
-  tcp::endpoint endpoint;                // where CancelRequests for this server go
-  pool::session_params params;           // the server's session now: reports + our syncs
-  pool::session_params params_at_login;  // what it reported at login: a fresh session
-  char tx_status = 'I';                  // from the last ReadyForQuery
+  std::int32_t backend_pid = 0;             // for CancelRequest and logs
+  std::int32_t backend_secret = 0;          // never logged
+  tcp::endpoint endpoint;                   // where CancelRequests for this server go
+  pool::session_params params;              // the server's session now: reports + our syncs
+  pool::session_params params_at_login;     // what it reported at login: a fresh session
+  char tx_status = 'I';                     // from the last ReadyForQuery
+  pool::server_statement_cache statements;  // prepared statements this server holds
   std::chrono::steady_clock::time_point opened_at = std::chrono::steady_clock::now();
 };
 

@@ -135,7 +135,8 @@ void server_pool::close_server(std::unique_ptr<server_connection> server, std::s
 }
 
 awaitable<void> server_pool::open_one(pool::server_id id) {
-  auto server = std::make_unique<server_connection>(co_await asio::this_coro::executor);
+  auto server = std::make_unique<server_connection>(co_await asio::this_coro::executor,
+                                                    database_.pool.prepared_statements);
   server->id = id;
   const auto outcome =
       co_await open_server(*server, database_.server, login_, database_.pool.connect_timeout,

@@ -1,0 +1,358 @@
+#include "pool/statement_relay_fsm.hpp"
+
+#include "protocol/backend_messages.hpp"
+#include "protocol/frontend_messages.hpp"
+#include "protocol/sql_command.hpp"
+
+namespace sluice::pool {
+namespace {
+
+// Names sluice uses for its no-ops and errors; they are never prepared anywhere.
+constexpr std::string_view never_prepared = "sluice_never_prepared";
+
+// Whether `reply` is the last message answering `request`.
+// https://www.postgresql.org/docs/15/protocol-flow.html#PROTOCOL-FLOW-EXT-QUERY
+bool completes(char request, char reply) {
+  switch (request) {
+    case 'P':
+      return reply == '1' || reply == 'E';
+    case 'B':
+      return reply == '2' || reply == 'E';
+    case 'D':  // ParameterDescription comes first for a statement, then one of these
+      return reply == 'T' || reply == 'n' || reply == 'E';
+    case 'E':  // CommandComplete, EmptyQueryResponse, PortalSuspended
+      return reply == 'C' || reply == 'I' || reply == 's' || reply == 'E';
+    case 'C':
+      return reply == '3' || reply == 'E';
+    default:  // Sync, Query, FunctionCall: everything up to ReadyForQuery
+      return reply == 'Z';
+  }
+}
+
+// Extended-protocol requests: an error answering one makes the server skip to the next Sync.
+bool is_extended(char request) {
+  return request == 'P' || request == 'B' || request == 'D' || request == 'E' || request == 'C';
+}
+
+std::string error_message(std::string_view sqlstate, const std::string& message) {
+  std::string out;
+  protocol::append_error_response(
+      out,
+      {.severity = "ERROR", .sqlstate = sqlstate, .message = message, .detail = {}, .hint = {}});
+  return out;
+}
+
+bool is_plan_changed(std::span<const char> body) {
+  auto error = protocol::decode_error_response(body);
+  return error && error->sqlstate() == "0A000" &&
+         error->message().find("cached plan must not change result type") != std::string_view::npos;
+}
+
+}  // namespace
+
+statement_relay_fsm::statement_relay_fsm(client_statement_map& client,
+                                         server_statement_cache& server, intern_function intern,
+                                         statement_counters& counters)
+    : client_(client), server_(server), intern_(std::move(intern)), counters_(counters) {}
+
+bool statement_relay_fsm::wants_whole_request(char type) {
+  return type == 'P' || type == 'B' || type == 'D' || type == 'C' || type == 'Q';
+}
+
+bool statement_relay_fsm::wants_whole_reply(char type) {
+  return type == 'E' || type == 'C';
+}
+
+void statement_relay_fsm::forward(char type, std::span<const char> wire, statement_ptr statement,
+                                  protocol::output_segments& out) {
+  out.add_view(wire);
+  if (type == 'H' || type == 'd' || type == 'c' || type == 'f') return;  // no reply of their own
+  pending_.push_back({kind::plain, type, std::move(statement), {}, {}});
+}
+
+void statement_relay_fsm::send_parse(const statement_ptr& statement, kind what,
+                                     std::string client_name, protocol::output_segments& out) {
+  if (server_.take_stale(statement->id)) {
+    const auto start = out.arena().size();
+    protocol::append_close(out.arena(), 'S', statement->server_name);
+    out.owned_from(start);
+    pending_.push_back({kind::stale_close, 'C', statement, {}, {}});
+  }
+  for (auto& evicted : server_.insert(statement)) {
+    const auto start = out.arena().size();
+    protocol::append_close(out.arena(), 'S', evicted->server_name);
+    out.owned_from(start);
+    pending_.push_back({kind::evict_close, 'C', std::move(evicted), {}, {}});
+  }
+  const auto start = out.arena().size();
+  out.arena().append(statement->parse_message);
+  out.owned_from(start);
+  ++counters_.server_parses;
+  pending_.push_back({what, 'P', statement, std::move(client_name), {}});
+}
+
+void statement_relay_fsm::ensure_on_server(const statement_ptr& statement,
+                                           protocol::output_segments& out) {
+  if (server_.contains(statement->id)) {
+    server_.touch(statement->id);
+    return;
+  }
+  send_parse(statement, kind::injected_parse, {}, out);
+}
+
+void statement_relay_fsm::send_noop_close(kind what, statement_ptr statement,
+                                          std::string client_name, protocol::output_segments& out) {
+  const auto start = out.arena().size();
+  protocol::append_close(out.arena(), 'S', never_prepared);
+  out.owned_from(start);
+  pending_.push_back({what, 'C', std::move(statement), std::move(client_name), {}});
+}
+
+void statement_relay_fsm::raise(std::string_view sqlstate, std::string message,
+                                protocol::output_segments& out) {
+  const auto start = out.arena().size();
+  protocol::append_describe(out.arena(), 'S', never_prepared);
+  out.owned_from(start);
+  pending_.push_back({kind::raise_error, 'D', nullptr, {}, error_message(sqlstate, message)});
+  dropping_until_sync_ = true;  // as PostgreSQL does after an error: ignore up to the Sync
+}
+
+bool statement_relay_fsm::on_client_message(char type, std::span<const char> body,
+                                            std::span<const char> wire,
+                                            protocol::output_segments& out) {
+  if (dropping_until_sync_) return false;  // a Sync is never whole-buffered: on_client_streamed
+  handle_client_message(type, body, wire, out);
+  return true;
+}
+
+void statement_relay_fsm::handle_client_message(char type, std::span<const char> body,
+                                                std::span<const char> wire,
+                                                protocol::output_segments& out) {
+  switch (type) {
+    case 'P': {
+      auto parse = protocol::decode_parse(body);
+      if (!parse || parse->name.empty()) return forward(type, wire, nullptr, out);
+      ++counters_.client_parses;
+      std::string name(parse->name);
+      if (client_.contains(name))
+        return raise("42P05", "prepared statement \"" + name + "\" already exists", out);
+      auto statement = intern_(parse->query, parse->param_types);
+      client_[name] = statement;  // tentative until the reply
+      if (server_.contains(statement->id)) {
+        server_.touch(statement->id);
+        ++counters_.parses_saved;
+        return send_noop_close(kind::parse_answered, std::move(statement), std::move(name), out);
+      }
+      return send_parse(statement, kind::parse, std::move(name), out);
+    }
+    case 'B': {
+      auto bind = protocol::decode_bind(body);
+      if (!bind || bind->statement.empty()) return forward(type, wire, nullptr, out);
+      auto it = client_.find(std::string(bind->statement));
+      if (it == client_.end())
+        return raise("26000",
+                     "prepared statement \"" + std::string(bind->statement) + "\" does not exist",
+                     out);
+      auto statement = it->second;
+      ensure_on_server(statement, out);
+      const auto rest = body.subspan(bind->params_offset);
+      const auto start = out.arena().size();
+      protocol::append_bind_prefix(out.arena(), bind->portal, statement->server_name, rest.size());
+      out.owned_from(start);
+      out.add_view(rest);  // parameter values go through untouched
+      pending_.push_back({kind::plain, 'B', std::move(statement), {}, {}});
+      return;
+    }
+    case 'D': {
+      auto describe = protocol::decode_describe(body);
+      if (!describe || describe->kind != 'S' || describe->name.empty())
+        return forward(type, wire, nullptr, out);
+      auto it = client_.find(std::string(describe->name));
+      if (it == client_.end())
+        return raise("26000",
+                     "prepared statement \"" + std::string(describe->name) + "\" does not exist",
+                     out);
+      auto statement = it->second;
+      ensure_on_server(statement, out);
+      const auto start = out.arena().size();
+      protocol::append_describe(out.arena(), 'S', statement->server_name);
+      out.owned_from(start);
+      pending_.push_back({kind::plain, 'D', std::move(statement), {}, {}});
+      return;
+    }
+    case 'C': {
+      auto close = protocol::decode_close(body);
+      if (!close || close->kind != 'S' || close->name.empty())
+        return forward(type, wire, nullptr, out);
+      // Only the client's name goes; the server keeps the statement for other clients.
+      std::string name(close->name);
+      statement_ptr previous;
+      if (auto it = client_.find(name); it != client_.end()) {
+        previous = std::move(it->second);
+        client_.erase(it);
+      }
+      return send_noop_close(kind::close_statement, std::move(previous), std::move(name), out);
+    }
+    case 'Q':
+      return on_query(body, wire, out);
+    default:
+      return forward(type, wire, nullptr, out);
+  }
+}
+
+void statement_relay_fsm::on_query(std::span<const char> body, std::span<const char> wire,
+                                   protocol::output_segments& out) {
+  auto query = protocol::decode_query(body);
+  const auto command = query ? protocol::classify_sql_command(query->sql) : protocol::sql_command{};
+  using cmd = protocol::sql_command::kind;
+  switch (command.what) {
+    case cmd::other:
+      return forward('Q', wire, nullptr, out);
+    case cmd::discard_all:
+      out.add_view(wire);
+      pending_.push_back({kind::discard_all, 'Q', nullptr, {}, {}});
+      return;
+    case cmd::deallocate:
+      if (!client_.contains(command.name)) {
+        // PostgreSQL's own error, with the client's name: the server has no such statement.
+        return forward('Q', wire, nullptr, out);
+      }
+      client_.erase(command.name);
+      break;
+    case cmd::deallocate_all:
+      client_.clear();
+      break;
+  }
+  // The server keeps the statements for other clients; an empty Query stands in so the reply
+  // arrives in order, and its EmptyQueryResponse becomes the client's CommandComplete.
+  const auto start = out.arena().size();
+  protocol::append_query(out.arena(), "");
+  out.owned_from(start);
+  pending_.push_back({kind::deallocate,
+                      'Q',
+                      nullptr,
+                      {},
+                      command.what == cmd::deallocate_all ? "DEALLOCATE ALL" : "DEALLOCATE"});
+}
+
+bool statement_relay_fsm::on_client_streamed(char type) {
+  if (dropping_until_sync_) {
+    if (type != 'S') return false;
+    dropping_until_sync_ = false;
+  }
+  if (type != 'H' && type != 'd' && type != 'c' && type != 'f')
+    pending_.push_back({kind::plain, type, nullptr, {}, {}});
+  return true;
+}
+
+void statement_relay_fsm::roll_back(const pending& entry) {
+  switch (entry.what) {
+    case kind::parse:
+      server_.erase(entry.statement->id);
+      [[fallthrough]];
+    case kind::parse_answered:
+      if (auto it = client_.find(entry.client_name);
+          it != client_.end() && it->second == entry.statement)
+        client_.erase(it);
+      break;
+    case kind::close_statement:
+      if (entry.statement) client_.try_emplace(entry.client_name, entry.statement);
+      break;
+    case kind::injected_parse:
+      server_.erase(entry.statement->id);
+      break;
+    case kind::evict_close:
+      server_.restore(entry.statement);
+      break;
+    case kind::stale_close:
+      server_.mark_stale(entry.statement->id);
+      break;
+    default:
+      break;
+  }
+}
+
+void statement_relay_fsm::skip_to_sync() {
+  while (!pending_.empty() && is_extended(pending_.front().request)) {
+    roll_back(pending_.front());
+    pending_.pop_front();
+  }
+  // No Sync queued yet: the client's next messages up to its Sync are ignored by the server.
+  if (pending_.empty()) dropping_until_sync_ = true;
+}
+
+statement_relay_fsm::verdict statement_relay_fsm::on_server_message(
+    char type, std::span<const char> body, protocol::output_segments& out) {
+  // Asynchronous messages can arrive at any time and answer nothing.
+  if (type == 'N' || type == 'S' || type == 'A' || pending_.empty()) return verdict::forward;
+  auto& head = pending_.front();
+  if (head.what == kind::deallocate && type == 'I') {
+    const auto start = out.arena().size();
+    protocol::append_command_complete(out.arena(), head.error);
+    out.owned_from(start);
+    return verdict::replaced;
+  }
+  if (head.what == kind::discard_all && type == 'C') {
+    auto tag = protocol::decode_command_complete(body);
+    if (tag && tag->tag == "DISCARD ALL") {
+      // The server dropped every statement, other clients' included: they are prepared
+      // again on their next use. The client's own names are gone, as PostgreSQL would have it.
+      client_.clear();
+      server_.clear();
+    }
+    return verdict::forward;
+  }
+  if (!completes(head.request, type)) return verdict::forward;
+
+  auto entry = std::move(head);
+  pending_.pop_front();
+  const bool failed = type == 'E';
+  verdict result = verdict::forward;
+  switch (entry.what) {
+    case kind::plain:
+      if (failed && entry.request == 'B' && entry.statement && is_plan_changed(body))
+        server_.mark_stale(entry.statement->id);  // prepared afresh on next use
+      break;
+    case kind::parse:
+    case kind::injected_parse:
+      if (failed) {
+        roll_back(entry);  // the client sees the server's own error
+        break;
+      }
+      entry.statement->verified.store(true, std::memory_order_relaxed);
+      if (entry.what == kind::injected_parse) result = verdict::swallow;
+      break;
+    case kind::parse_answered:
+      if (failed) {
+        roll_back(entry);
+      } else {
+        const auto start = out.arena().size();
+        protocol::append_parse_complete(out.arena());
+        out.owned_from(start);
+        result = verdict::replaced;
+      }
+      break;
+    case kind::close_statement:
+      if (failed) roll_back(entry);
+      break;  // its CloseComplete is the client's
+    case kind::evict_close:
+    case kind::stale_close:
+      if (!failed) result = verdict::swallow;
+      break;
+    case kind::raise_error: {
+      const auto start = out.arena().size();
+      out.arena().append(entry.error);
+      out.owned_from(start);
+      result = verdict::replaced;
+      break;
+    }
+    case kind::deallocate:
+      break;  // completed by ReadyForQuery; see below for its EmptyQueryResponse
+    case kind::discard_all:
+      break;
+  }
+  if (failed && is_extended(entry.request)) skip_to_sync();
+  return result;
+}
+
+}  // namespace sluice::pool

@@ -1,0 +1,23 @@
+#pragma once
+// Recognises the few SQL commands a pooler must handle itself because they act on prepared
+// statements, which sluice names differently on each server: DEALLOCATE [PREPARE] name | ALL,
+// and DISCARD ALL. Anything else, including several statements in one Query, is `other`.
+#include <string>
+#include <string_view>
+
+namespace sluice::protocol {
+
+struct sql_command {
+  enum class kind {
+    other,           // not one of the commands below: forwarded as it is
+    deallocate,      // DEALLOCATE [PREPARE] name: `name` holds it, folded as PostgreSQL folds it
+    deallocate_all,  // DEALLOCATE [PREPARE] ALL
+    discard_all,     // DISCARD ALL
+  };
+  kind what = kind::other;
+  std::string name;
+};
+
+sql_command classify_sql_command(std::string_view sql);
+
+}  // namespace sluice::protocol
