@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Installs the Debian packages sluice needs to build, run and test.
+#
+# Idempotent: when every package is already present it prints nothing and never
+# touches apt (no `apt-get update`, no network). Run as root (CI and sessions are
+# root); otherwise it uses sudo when available.
+set -euo pipefail
+
+PACKAGES=(
+  # toolchain
+  build-essential cmake ninja-build pkg-config
+  # libraries
+  libboost1.81-dev libssl-dev libpq-dev libyaml-cpp-dev libfmt-dev libspdlog-dev catch2
+  # PostgreSQL server, client tools (psql, pgbench) and the reference pooler
+  postgresql-15 postgresql-client-15 pgbouncer
+  # drivers used by the integration tests
+  python3-asyncpg python3-sqlalchemy python3-psycopg python3-psycopg2
+  libpostgresql-jdbc-java default-jdk-headless nodejs npm
+  # benchmarking and process tools
+  hyperfine procps
+)
+
+# A package counts as present when dpkg has it installed, or when an installed
+# package Provides it. The second case matters on machines whose nodejs comes
+# from NodeSource: that nodejs bundles npm, Provides/Conflicts "npm", and
+# `apt-get install npm` would fail on the conflict.
+installed_or_provided() {
+  dpkg-query -W -f='${Status}|${Package},${Provides}\n' 2>/dev/null |
+    awk -F'|' '$1 == "install ok installed" {
+      n = split($2, names, /, */)
+      for (i = 1; i <= n; i++) {
+        sub(/[ :].*/, "", names[i])  # drop ":amd64" and a version "(= 1.2)"
+        if (names[i] != "") print names[i]
+      }
+    }' | sort -u
+}
+
+# Prints the packages of "$@" that are neither installed nor provided.
+# (No `| grep -q` here: its early exit would SIGPIPE the writer under pipefail.)
+absent_of() {
+  local -A have=()
+  local name pkg
+  while IFS= read -r name; do have[$name]=1; done < <(installed_or_provided)
+  for pkg in "$@"; do
+    [[ -n "${have[$pkg]:-}" ]] || printf '%s\n' "$pkg"
+  done
+}
+
+mapfile -t missing < <(absent_of "${PACKAGES[@]}")
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+  exit 0
+fi
+
+echo "deps.sh: installing missing packages: ${missing[*]}" >&2
+
+sudo_cmd=()
+if [[ $(id -u) -ne 0 ]]; then
+  if command -v sudo >/dev/null 2>&1; then
+    sudo_cmd=(sudo)
+  else
+    echo "deps.sh: not root and no sudo; install these by hand: ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+# Other sessions on the machine may hold the dpkg lock for a while: wait for it
+# (bounded) instead of failing at once.
+apt_opts=(-o DPkg::Lock::Timeout=600 -o Dpkg::Use-Pty=0 -q)
+# An unreachable extra source makes `apt-get update` fail although Debian's own
+# indexes are fine: warn and let the install decide.
+"${sudo_cmd[@]}" apt-get "${apt_opts[@]}" update >/dev/null ||
+  echo "deps.sh: warning: apt-get update reported errors; trying the install anyway" >&2
+"${sudo_cmd[@]}" apt-get "${apt_opts[@]}" install -y --no-install-recommends "${missing[@]}" >/dev/null
+
+mapfile -t still_missing < <(absent_of "${missing[@]}")
+if [[ ${#still_missing[@]} -ne 0 ]]; then
+  echo "deps.sh: still missing after apt-get install: ${still_missing[*]}" >&2
+  exit 1
+fi
+echo "deps.sh: done" >&2
