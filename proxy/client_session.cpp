@@ -344,11 +344,12 @@ awaitable<void> client_session::serve() {
       }
       if (header.status == protocol::frame_status::need_more) {
         in_.shrink_if_empty();
-        auto space = in_.prepare(4096);
-        auto [ec, n] =
-            co_await socket_.async_read_some(asio::buffer(space.data(), space.size()), use_nothrow);
-        if (ec) co_return;
-        in_.commit(n);
+        auto read = co_await read_idle_client();
+        if (read == idle_read::timed_out) {
+          co_await fail("57P05", "terminating connection due to idle-session timeout");
+          co_return;
+        }
+        if (read == idle_read::closed) co_return;
         continue;
       }
       const char type = header.header.type;
@@ -394,7 +395,10 @@ awaitable<void> client_session::serve() {
     std::optional<statement_context> statements;
     if (statements_enabled())
       statements.emplace(statement_context{statements_, intern_function(), statement_counters_});
-    relay link(socket_, in_, *server_, mode, params_, max_message, std::move(statements));
+    relay_limits limits{
+        pool_->settings().query_timeout, pool_->settings().idle_transaction_timeout,
+        mode == pool::pool_mode::session ? pool_->settings().client_idle_timeout : std::nullopt};
+    relay link(socket_, in_, *server_, mode, params_, max_message, std::move(statements), limits);
     const auto end = co_await link.run();
     context_.cancels.set_target(*cancel_key_, std::nullopt);
     last_link_ = link.link();
@@ -417,8 +421,39 @@ awaitable<void> client_session::serve() {
         end_reason_ = "protocol violation";
         give_back_server(false, "client broke the protocol mid-request");
         co_return;
+      case relay_end::query_timeout:
+        co_await fail("57014", "canceling statement due to query_timeout");
+        co_return;  // run() cancels the query and drops the server
+      case relay_end::idle_in_transaction_timeout:
+        co_await fail("25P03", "terminating connection due to idle-in-transaction timeout");
+        co_return;  // run() rolls the transaction back
+      case relay_end::client_idle_timeout:
+        co_await fail("57P05", "terminating connection due to idle-session timeout");
+        co_return;
     }
   }
+}
+
+awaitable<client_session::idle_read> client_session::read_idle_client() {
+  auto space = in_.prepare(4096);
+  const auto limit = pool_->settings().client_idle_timeout;
+  if (!limit) {
+    auto [ec, n] =
+        co_await socket_.async_read_some(asio::buffer(space.data(), space.size()), use_nothrow);
+    if (ec) co_return idle_read::closed;
+    in_.commit(n);
+    co_return idle_read::data;
+  }
+  using namespace asio::experimental::awaitable_operators;
+  asio::steady_timer deadline(socket_.get_executor(), *limit);
+  auto winner =
+      co_await (socket_.async_read_some(asio::buffer(space.data(), space.size()), use_nothrow) ||
+                deadline.async_wait(use_nothrow));
+  if (winner.index() == 1) co_return idle_read::timed_out;
+  auto [ec, n] = std::get<0>(winner);
+  if (ec) co_return idle_read::closed;
+  in_.commit(n);
+  co_return idle_read::data;
 }
 
 awaitable<void> client_session::leave_server_clean() {
@@ -427,6 +462,9 @@ awaitable<void> client_session::leave_server_clean() {
   const bool mid_request = last_link_.outstanding_syncs > 0 || last_link_.extended_batch_open ||
                            last_link_.copy_in_progress || last_link_.message_partially_sent;
   if (mid_request) {
+    if (last_link_.outstanding_syncs > 0)  // stop the work now, not whenever it next writes
+      send_cancel_request(socket_.get_executor(), server_->endpoint, server_->backend_pid,
+                          server_->backend_secret);
     // Mid-request: the server owes replies nobody will read. Closing it is the only way to
     // be sure no half-finished work, or its locks, outlive the client.
     give_back_server(false, "client left mid-request");
@@ -456,12 +494,8 @@ awaitable<void> client_session::leave_server_clean() {
 awaitable<void> client_session::forward_cancel(const pool::backend_key& key) {
   auto target = context_.cancels.target_of(key);
   if (!target) co_return;  // nothing running, or not a key sluice gave out: dropped silently
-  tcp::socket upstream(socket_.get_executor());
-  auto [ec] = co_await upstream.async_connect(target->server, use_nothrow);
-  if (ec) co_return;
-  std::string request;
-  protocol::append_cancel_request(request, {target->process_id, target->secret_key});
-  co_await write_all(upstream, request);
+  send_cancel_request(socket_.get_executor(), target->server, target->process_id,
+                      target->secret_key);
   context_.log->info("cancel forwarded addr={} server_pid={}", peer_, target->process_id);
 }
 

@@ -52,6 +52,9 @@ class client_session : public std::enable_shared_from_this<client_session> {
   awaitable<startup_step> read_startup();
   awaitable<bool> log_in();
   awaitable<void> serve();
+  enum class idle_read { data, closed, timed_out };
+  // Waits for more bytes from a client that holds no server, up to client_idle_timeout.
+  awaitable<idle_read> read_idle_client();
   awaitable<bool> lease_server();
   void give_back_server(bool reusable, std::string_view why);
   // Transaction mode with a statement cache: named prepared statements are renamed per server.

@@ -1,5 +1,7 @@
 #include "proxy/relay.hpp"
 
+#include <algorithm>
+
 #include "protocol/backend_messages.hpp"
 #include "protocol/framing.hpp"
 #include "protocol/message_types.hpp"
@@ -23,14 +25,18 @@ constexpr std::size_t read_chunk = 16384;
 
 relay::relay(tcp::socket& client, byte_buffer& client_in, server_connection& server,
              pool::pool_mode mode, pool::session_params& client_params,
-             std::uint32_t max_message_size, std::optional<statement_context> statements)
+             std::uint32_t max_message_size, std::optional<statement_context> statements,
+             relay_limits limits)
     : client_(client),
       client_in_(client_in),
       server_(server),
       mode_(mode),
       client_params_(client_params),
-      max_message_size_(max_message_size) {
+      max_message_size_(max_message_size),
+      limits_(limits) {
   link_.tx_status = server.tx_status;
+  busy_since_ = idle_since_ = std::chrono::steady_clock::now();
+  if (limits_.any()) watchdog_timer_.emplace(client.get_executor());
   if (statements)
     statements_.emplace(statements->client, server.statements, std::move(statements->intern),
                         statements->counters);
@@ -46,11 +52,16 @@ void relay::finish(relay_end why, tcp::socket& wake) {
   // holding half a message.
   error_code ignored;
   wake.cancel(ignored);
+  if (watchdog_timer_) watchdog_timer_->cancel();
 }
 
 awaitable<relay_end> relay::run() {
   using namespace asio::experimental::awaitable_operators;
-  co_await (client_to_server() && server_to_client());
+  if (watchdog_timer_) {
+    co_await (client_to_server() && server_to_client() && watchdog());
+  } else {
+    co_await (client_to_server() && server_to_client());
+  }
   co_return end_;
 }
 
@@ -64,6 +75,9 @@ awaitable<error_code> relay::write_segments(tcp::socket& socket,
 }
 
 void relay::note_client_message(char type) {
+  if (watchdog_timer_ && link_.outstanding_syncs == 0 &&
+      (type == fe::query || type == fe::function_call || type == fe::sync))
+    busy_since_ = std::chrono::steady_clock::now();
   switch (type) {
     case fe::query:
     case fe::function_call:
@@ -136,6 +150,8 @@ void relay::on_server_message(char type, std::span<const char> body) {
       }
       if (link_.outstanding_syncs > 0) --link_.outstanding_syncs;
       link_.copy_in_progress = false;
+      if (watchdog_timer_ && link_.outstanding_syncs == 0)
+        idle_since_ = std::chrono::steady_clock::now();
       break;
     case be::parameter_status:
       if (auto status = protocol::decode_parameter_status(body)) {
@@ -205,6 +221,39 @@ relay::scan_result relay::scan_server(std::span<const char> bytes, protocol::out
   }
   result.consumed = pos;
   return result;
+}
+
+awaitable<void> relay::watchdog() {
+  using std::chrono::milliseconds;
+  // Checked at a quarter of the shortest limit: a limit fires at most 25% late.
+  milliseconds shortest = milliseconds::max();
+  for (auto limit :
+       {limits_.query_timeout, limits_.idle_transaction_timeout, limits_.client_idle_timeout})
+    if (limit) shortest = std::min(shortest, *limit);
+  const auto beat = std::clamp(shortest / 4, milliseconds(20), milliseconds(1000));
+  while (!finished_) {
+    watchdog_timer_->expires_after(beat);
+    co_await watchdog_timer_->async_wait(use_nothrow);
+    if (finished_) co_return;
+    const auto now = std::chrono::steady_clock::now();
+    const bool busy = link_.outstanding_syncs > 0;
+    std::optional<relay_end> violated;
+    if (busy && limits_.query_timeout && now - busy_since_ > *limits_.query_timeout) {
+      violated = relay_end::query_timeout;
+    } else if (!busy && link_.tx_status != 'I' && limits_.idle_transaction_timeout &&
+               now - idle_since_ > *limits_.idle_transaction_timeout) {
+      violated = relay_end::idle_in_transaction_timeout;
+    } else if (!busy && link_.tx_status == 'I' && !link_.extended_batch_open &&
+               limits_.client_idle_timeout && now - idle_since_ > *limits_.client_idle_timeout) {
+      violated = relay_end::client_idle_timeout;
+    }
+    if (violated) {
+      finish(*violated, client_);
+      error_code ignored;
+      server_.socket.cancel(ignored);
+      co_return;
+    }
+  }
 }
 
 awaitable<void> relay::client_to_server() {

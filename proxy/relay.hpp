@@ -12,6 +12,7 @@
 // Because the client loop counts a Sync/Query before it sends it, a release can never be
 // decided while a request is in flight; once decided, the client loop stops forwarding at
 // once and its parked read is cancelled without losing bytes (they stay in the buffer).
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <vector>
@@ -27,10 +28,21 @@
 namespace sluice::proxy {
 
 enum class relay_end {
-  released,          // the release policy handed the server back (transaction mode)
-  client_gone,       // the client closed its socket or sent Terminate
-  server_gone,       // the server closed or failed
-  client_violation,  // the client broke framing (bad length); it was told 08P01
+  released,                     // the release policy handed the server back (transaction mode)
+  client_gone,                  // the client closed its socket or sent Terminate
+  server_gone,                  // the server closed or failed
+  client_violation,             // the client broke framing (bad length); it was told 08P01
+  query_timeout,                // a request ran longer than pool.query_timeout
+  idle_in_transaction_timeout,  // the client sat inside a transaction past the limit
+  client_idle_timeout,          // session mode: the client said nothing past the limit
+};
+
+// The client-side limits the relay enforces; nullopt = off.
+struct relay_limits {
+  std::optional<std::chrono::milliseconds> query_timeout;
+  std::optional<std::chrono::milliseconds> idle_transaction_timeout;
+  std::optional<std::chrono::milliseconds> client_idle_timeout;  // enforced here in session mode
+  bool any() const { return query_timeout || idle_transaction_timeout || client_idle_timeout; }
 };
 
 // What the prepared-statement fsm works on; absent in session mode or when the cache is off.
@@ -44,7 +56,7 @@ class relay {
  public:
   relay(tcp::socket& client, byte_buffer& client_in, server_connection& server,
         pool::pool_mode mode, pool::session_params& client_params, std::uint32_t max_message_size,
-        std::optional<statement_context> statements);
+        std::optional<statement_context> statements, relay_limits limits = {});
 
   awaitable<relay_end> run();
   const pool::link_state& link() const { return link_; }
@@ -53,6 +65,9 @@ class relay {
  private:
   awaitable<void> client_to_server();
   awaitable<void> server_to_client();
+  // Flow: sleeps until the nearest limit could expire, then compares the link's state with
+  // when it entered it; a violated limit ends the relay. Runs only when a limit is set.
+  awaitable<void> watchdog();
   void finish(relay_end why, tcp::socket& wake);
 
   // How far a scan got through the bytes at the front of a buffer.
@@ -86,6 +101,11 @@ class relay {
   bool finished_ = false;
   relay_end end_ = relay_end::released;
   bool server_fatal_ = false;  // the server sent a FATAL/PANIC ErrorResponse
+  relay_limits limits_;
+  std::optional<asio::steady_timer> watchdog_timer_;
+  // When the link last became busy (a request sent with none outstanding) and idle (the last
+  // ReadyForQuery arrived): what the watchdog measures the limits from.
+  std::chrono::steady_clock::time_point busy_since_, idle_since_;
 };
 
 }  // namespace sluice::proxy

@@ -219,6 +219,27 @@ awaitable<exec_outcome> execute_internal(server_connection& server, std::string_
   co_return co_await with_deadline(server.socket, timeout, run());
 }
 
+void send_cancel_request(asio::any_io_executor executor, tcp::endpoint server,
+                         std::int32_t process_id, std::int32_t secret_key) {
+  asio::co_spawn(
+      executor,
+      [executor, server, process_id, secret_key]() -> awaitable<void> {
+        tcp::socket upstream(executor);
+        auto connected = co_await with_deadline(
+            upstream, std::chrono::seconds(5), [&]() -> awaitable<open_outcome> {
+              open_outcome out;
+              auto [ec] = co_await upstream.async_connect(server, use_nothrow);
+              out.error = ec;
+              co_return out;
+            }());
+        if (connected.error) co_return;
+        std::string request;
+        protocol::append_cancel_request(request, {process_id, secret_key});
+        co_await write_all(upstream, request);
+      },
+      asio::detached);
+}
+
 bool server_looks_dead(server_connection& server) {
   if (!server.socket.is_open()) return true;
   if (!server.buffer.empty()) return true;  // unsolicited bytes: a FATAL or a notice

@@ -82,6 +82,12 @@ awaitable<exec_outcome> execute_internal(server_connection& server, std::string_
 
 server_error copy_error(std::span<const char> error_body);
 
+// Asks PostgreSQL to cancel what `server` is running, on a connection of its own, and does not
+// wait for it: used before dropping a server that is still busy, so the work stops now rather
+// than when the backend next notices its socket is gone.
+void send_cancel_request(asio::any_io_executor executor, tcp::endpoint server,
+                         std::int32_t process_id, std::int32_t secret_key);
+
 // True when the idle server has already said something (typically a FATAL before it
 // closed) or hung up: it must not be handed to a client. Costs one non-blocking peek.
 bool server_looks_dead(server_connection& server);

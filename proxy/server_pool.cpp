@@ -38,6 +38,7 @@ struct server_pool::effects {
   std::vector<std::shared_ptr<waiter_slot>> wake;
   std::vector<pool::server_id> opens;
   std::vector<std::unique_ptr<server_connection>> closes;
+  std::string_view close_reason = "idle timeout, recycle or surplus";
   std::optional<pool::time_point> next_wakeup;
 };
 
@@ -64,6 +65,7 @@ void server_pool::stop() {
   {
     std::lock_guard lock(mutex_);
     stopping_ = true;
+    fx.close_reason = "sluice stopping";
     for (auto& [id, server] : idle_) fx.closes.push_back(std::move(server));
     idle_.clear();
     for (auto& [id, slot] : waiters_) fx.wake.push_back(slot);
@@ -114,7 +116,7 @@ void server_pool::carry_out(effects& fx) {
         asio::make_strand(io_), [self = shared_from_this(), id] { return self->open_one(id); },
         asio::detached);
   }
-  for (auto& server : fx.closes) close_server(std::move(server), "idle timeout or recycle");
+  for (auto& server : fx.closes) close_server(std::move(server), fx.close_reason);
   if (fx.next_wakeup) {
     // Wake the janitor early when the fsm needs it sooner than its regular beat.
     asio::post(janitor_timer_.get_executor(), [self = shared_from_this(), at = *fx.next_wakeup] {
