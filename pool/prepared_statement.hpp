@@ -16,6 +16,9 @@ struct prepared_statement {
   std::string query;                       // the exact text, byte for byte
   std::vector<std::uint32_t> param_types;  // parameter type OIDs as the client gave them
   std::string parse_message;               // the Parse a server gets, ready to send
+  // A statement made by SQL PREPARE instead: the PREPARE a server gets (parse_message is empty).
+  std::string prepare_sql;
+  bool from_sql() const { return !prepare_sql.empty(); }
   // Some server accepted this Parse once. A client's Parse of a verified statement can be
   // answered without a server (see answer_parses_locally), which keeps a driver's synchronous
   // prepare from waiting on a pool its own open transactions are holding.

@@ -31,6 +31,28 @@ statement_ptr statement_registry::intern(std::string_view query,
   return shared;
 }
 
+statement_ptr statement_registry::intern_sql(std::string_view definition) {
+  // A Parse's query text cannot hold a NUL, so this prefix keeps the two kinds apart.
+  static constexpr std::string_view marker{"\0sql\0", 5};
+  while (!definition.empty() &&
+         (definition.back() == ';' || definition.back() == ' ' || definition.back() == '\n' ||
+          definition.back() == '\t' || definition.back() == '\r'))
+    definition.remove_suffix(1);
+  key k{std::string(marker) + std::string(definition), {}};
+  if (auto it = entries_.find(k); it != entries_.end()) {
+    if (auto alive = it->second.lock()) return alive;
+  }
+  auto statement = std::make_shared<prepared_statement>();
+  statement->id = next_id_++;
+  statement->server_name = "sluice_" + std::to_string(statement->id);
+  statement->query = std::string(definition);
+  statement->prepare_sql = "PREPARE " + statement->server_name + " " + statement->query;
+  statement_ptr shared = std::move(statement);
+  entries_.insert_or_assign(std::move(k), shared);
+  if (entries_.size() >= sweep_at_) sweep();
+  return shared;
+}
+
 void statement_registry::sweep() {
   std::erase_if(entries_, [](const auto& entry) { return entry.second.expired(); });
   sweep_at_ = std::max<std::size_t>(1024, entries_.size() * 2);

@@ -24,6 +24,9 @@ class statement_registry {
  public:
   // The statement for this content, made on first sight.
   statement_ptr intern(std::string_view query, std::span<const std::uint32_t> param_types);
+  // A statement made by SQL `PREPARE name <definition>`: `definition` is what follows the name
+  // ("[(types)] AS statement"). It never shares an entry with a protocol-level Parse.
+  statement_ptr intern_sql(std::string_view definition);
 
   std::size_t size() const { return entries_.size(); }
 

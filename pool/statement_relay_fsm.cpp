@@ -52,8 +52,13 @@ bool is_plan_changed(std::span<const char> body) {
 
 statement_relay_fsm::statement_relay_fsm(client_statement_map& client,
                                          server_statement_cache& server, intern_function intern,
-                                         statement_counters& counters)
-    : client_(client), server_(server), intern_(std::move(intern)), counters_(counters) {}
+                                         statement_counters& counters,
+                                         intern_sql_function intern_sql)
+    : client_(client),
+      server_(server),
+      intern_(std::move(intern)),
+      intern_sql_(std::move(intern_sql)),
+      counters_(counters) {}
 
 bool statement_relay_fsm::wants_whole_request(char type) {
   return type == 'P' || type == 'B' || type == 'D' || type == 'C' || type == 'Q';
@@ -222,6 +227,55 @@ void statement_relay_fsm::on_query(std::span<const char> body, std::span<const c
     case cmd::deallocate_all:
       client_.clear();
       break;
+    case cmd::prepare: {
+      if (!intern_sql_) return forward('Q', wire, nullptr, out);
+      if (client_.contains(command.name)) {
+        return send_query(
+            "DEALLOCATE sluice_never_prepared",
+            {kind::raise_error_query,
+             'Q',
+             nullptr,
+             {},
+             error_message("42P05", "prepared statement \"" + command.name + "\" already exists")},
+            out);
+      }
+      auto statement = intern_sql_(command.rest);
+      client_[command.name] = statement;  // tentative until the reply
+      if (server_.contains(statement->id)) {
+        server_.touch(statement->id);
+        return send_query("", {kind::deallocate, 'Q', nullptr, {}, "PREPARE"}, out);
+      }
+      for (auto& evicted : server_.insert(statement)) {
+        const auto start = out.arena().size();
+        protocol::append_close(out.arena(), 'S', evicted->server_name);
+        out.owned_from(start);
+        pending_.push_back({kind::evict_close, 'C', std::move(evicted), {}, {}});
+      }
+      ++counters_.server_parses;
+      return send_query(statement->prepare_sql,
+                        {kind::sql_prepare, 'Q', statement, command.name, {}}, out);
+    }
+    case cmd::execute: {
+      auto it = client_.find(command.name);
+      // Unknown: PostgreSQL's own error names the client's statement, so pass it through.
+      if (!intern_sql_ || it == client_.end() || !it->second->from_sql())
+        return forward('Q', wire, nullptr, out);
+      auto statement = it->second;
+      const auto execute = "EXECUTE " + statement->server_name + command.rest;
+      if (server_.contains(statement->id)) {
+        server_.touch(statement->id);
+        return send_query(execute, {kind::plain, 'Q', nullptr, {}, {}}, out);
+      }
+      for (auto& evicted : server_.insert(statement)) {
+        const auto start = out.arena().size();
+        protocol::append_close(out.arena(), 'S', evicted->server_name);
+        out.owned_from(start);
+        pending_.push_back({kind::evict_close, 'C', std::move(evicted), {}, {}});
+      }
+      ++counters_.server_parses;
+      return send_query(statement->prepare_sql + "; " + execute,
+                        {kind::sql_execute_prepare, 'Q', statement, {}, {}}, out);
+    }
   }
   // The server keeps the statements for other clients; an empty Query stands in so the reply
   // arrives in order, and its EmptyQueryResponse becomes the client's CommandComplete.
@@ -233,6 +287,14 @@ void statement_relay_fsm::on_query(std::span<const char> body, std::span<const c
                       nullptr,
                       {},
                       command.what == cmd::deallocate_all ? "DEALLOCATE ALL" : "DEALLOCATE"});
+}
+
+void statement_relay_fsm::send_query(std::string_view sql, pending entry,
+                                     protocol::output_segments& out) {
+  const auto start = out.arena().size();
+  protocol::append_query(out.arena(), sql);
+  out.owned_from(start);
+  pending_.push_back(std::move(entry));
 }
 
 bool statement_relay_fsm::on_client_streamed(char type) {
@@ -302,6 +364,32 @@ statement_relay_fsm::verdict statement_relay_fsm::on_server_message(
     }
     return verdict::forward;
   }
+  if (head.what == kind::sql_prepare || head.what == kind::sql_execute_prepare ||
+      head.what == kind::raise_error_query) {
+    if (type == 'E' && head.what == kind::raise_error_query) {
+      const auto start = out.arena().size();
+      out.arena().append(head.error);
+      out.owned_from(start);
+      return verdict::replaced;
+    }
+    if (type == 'E' && !failed_) {  // the PREPARE failed: the server does not have it
+      failed_ = true;
+      server_.erase(head.statement->id);
+      if (auto it = client_.find(head.client_name);
+          head.what == kind::sql_prepare && it != client_.end() && it->second == head.statement)
+        client_.erase(it);
+      return verdict::forward;
+    }
+    if (type == 'C' && !failed_) {
+      head.statement->verified.store(true, std::memory_order_relaxed);
+      if (head.what == kind::sql_execute_prepare) {
+        failed_ = true;  // only the first CommandComplete is the PREPARE's
+        return verdict::swallow;
+      }
+    }
+    if (type != 'Z') return verdict::forward;
+    failed_ = false;
+  }
   if (!completes(head.request, type)) return verdict::forward;
 
   auto entry = std::move(head);
@@ -349,7 +437,10 @@ statement_relay_fsm::verdict statement_relay_fsm::on_server_message(
     case kind::deallocate:
       break;  // completed by ReadyForQuery; see below for its EmptyQueryResponse
     case kind::discard_all:
-      break;
+    case kind::sql_prepare:
+    case kind::sql_execute_prepare:
+    case kind::raise_error_query:
+      break;  // handled as their replies arrived; ReadyForQuery completes them
   }
   if (failed && is_extended(entry.request)) skip_to_sync();
   return result;

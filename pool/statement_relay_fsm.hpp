@@ -39,6 +39,8 @@ using client_statement_map = std::unordered_map<std::string, statement_ptr>;
 // The daemon's registry, behind whatever lock it needs.
 using intern_function =
     std::function<statement_ptr(std::string_view query, std::span<const std::uint32_t> types)>;
+// The same for SQL `PREPARE name <definition>`; without one, PREPARE and EXECUTE pass through.
+using intern_sql_function = std::function<statement_ptr(std::string_view definition)>;
 
 struct statement_counters {
   std::uint64_t client_parses = 0;  // named Parse messages from clients
@@ -49,7 +51,8 @@ struct statement_counters {
 class statement_relay_fsm {
  public:
   statement_relay_fsm(client_statement_map& client, server_statement_cache& server,
-                      intern_function intern, statement_counters& counters);
+                      intern_function intern, statement_counters& counters,
+                      intern_sql_function intern_sql = {});
 
   // Client messages the fsm must see whole; others it only needs the type of.
   static bool wants_whole_request(char type);
@@ -76,18 +79,23 @@ class statement_relay_fsm {
  private:
   // What a message sent to the server means for its reply.
   enum class kind : std::uint8_t {
-    plain,            // the client's own message, forwarded: its replies go through
-    parse,            // the client's Parse, renamed: on failure, forget the statement
-    parse_answered,   // the client's Parse of a statement the server has: a no-op Close stands
-                      // in, and its CloseComplete becomes ParseComplete
-    close_statement,  // the client's Close('S'): a no-op Close; if skipped, the mapping returns
-    injected_parse,   // sluice's Parse before a Bind/Describe: ParseComplete swallowed
-    evict_close,      // sluice's Close of an evicted statement: CloseComplete swallowed
-    stale_close,      // sluice's Close of a statement whose plan PostgreSQL refused
-    raise_error,      // sluice's failing Describe: its error replaced by `error`
-    deallocate,       // the client's DEALLOCATE, sent as an empty Query: its EmptyQueryResponse
-                      // becomes CommandComplete(`error` holds the tag)
-    discard_all,      // the client's DISCARD ALL, forwarded: on success, forget everything
+    plain,                // the client's own message, forwarded: its replies go through
+    parse,                // the client's Parse, renamed: on failure, forget the statement
+    parse_answered,       // the client's Parse of a statement the server has: a no-op Close stands
+                          // in, and its CloseComplete becomes ParseComplete
+    close_statement,      // the client's Close('S'): a no-op Close; if skipped, the mapping returns
+    injected_parse,       // sluice's Parse before a Bind/Describe: ParseComplete swallowed
+    evict_close,          // sluice's Close of an evicted statement: CloseComplete swallowed
+    stale_close,          // sluice's Close of a statement whose plan PostgreSQL refused
+    raise_error,          // sluice's failing Describe: its error replaced by `error`
+    deallocate,           // the client's DEALLOCATE, sent as an empty Query: its EmptyQueryResponse
+                          // becomes CommandComplete(`error` holds the tag)
+    discard_all,          // the client's DISCARD ALL, forwarded: on success, forget everything
+    sql_prepare,          // the client's PREPARE, renamed: on failure, forget the statement
+    sql_execute_prepare,  // "PREPARE ...; EXECUTE ..." for a server lacking the statement: the
+                          // PREPARE's CommandComplete is swallowed; an error before it is the
+                          // PREPARE failing
+    raise_error_query,    // sluice's failing simple Query: its error replaced by `error`
   };
   struct pending {
     kind what;
@@ -109,12 +117,15 @@ class statement_relay_fsm {
                protocol::output_segments& out);
   void on_query(std::span<const char> body, std::span<const char> wire,
                 protocol::output_segments& out);
+  void send_query(std::string_view sql, pending entry, protocol::output_segments& out);
+  bool failed_ = false;  // the head query entry already saw its error
   void roll_back(const pending& entry);
   void skip_to_sync();
 
   client_statement_map& client_;
   server_statement_cache& server_;
   intern_function intern_;
+  intern_sql_function intern_sql_;
   statement_counters& counters_;
   std::deque<pending> pending_;
   // A batch failed before its Sync reached the fsm: drop the client's messages up to that

@@ -69,6 +69,132 @@ bool is_keyword(const word& w, std::string_view keyword) {
   return !w.quoted && w.text == keyword;
 }
 
+bool is_identifier_char(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '$' ||
+         static_cast<unsigned char>(c) >= 0x80;
+}
+
+// True when `sql` holds one statement: no ';' outside literals, quoted identifiers and comments
+// is followed by anything but blanks. Dollar quotes, E'' escapes and nested comments included.
+bool single_statement(std::string_view sql) {
+  std::size_t i = 0;
+  bool ended = false;
+  while (i < sql.size()) {
+    const char c = sql[i];
+    if (std::isspace(static_cast<unsigned char>(c))) {
+      ++i;
+      continue;
+    }
+    if (ended) return false;
+    if (c == ';') {
+      ended = true;
+      ++i;
+    } else if (c == '-' && i + 1 < sql.size() && sql[i + 1] == '-') {
+      while (i < sql.size() && sql[i] != '\n') ++i;
+    } else if (c == '/' && i + 1 < sql.size() && sql[i + 1] == '*') {
+      int depth = 1;
+      i += 2;
+      while (depth > 0) {
+        if (i + 1 >= sql.size()) return false;
+        if (sql[i] == '/' && sql[i + 1] == '*') {
+          ++depth;
+          i += 2;
+        } else if (sql[i] == '*' && sql[i + 1] == '/') {
+          --depth;
+          i += 2;
+        } else {
+          ++i;
+        }
+      }
+    } else if (c == '\'' || c == '"') {
+      const bool escapes = c == '\'' && i > 0 && (sql[i - 1] == 'e' || sql[i - 1] == 'E');
+      ++i;
+      for (;;) {
+        if (i >= sql.size()) return false;
+        if (escapes && sql[i] == '\\') {
+          i += 2;
+          continue;
+        }
+        if (sql[i] == c) {
+          if (i + 1 < sql.size() && sql[i + 1] == c) {
+            i += 2;
+            continue;
+          }
+          ++i;
+          break;
+        }
+        ++i;
+      }
+    } else if (c == '$' && (i == 0 || !is_identifier_char(sql[i - 1]))) {
+      // $tag$ ... $tag$; a $1 parameter is not a quote.
+      std::size_t end = i + 1;
+      while (end < sql.size() &&
+             (std::isalnum(static_cast<unsigned char>(sql[end])) || sql[end] == '_'))
+        ++end;
+      const bool parameter = end > i + 1 && std::isdigit(static_cast<unsigned char>(sql[i + 1]));
+      if (end < sql.size() && sql[end] == '$' && !parameter) {
+        const auto tag = sql.substr(i, end - i + 1);
+        const auto close = sql.find(tag, end + 1);
+        if (close == std::string_view::npos) return false;
+        i = close + tag.size();
+      } else {
+        i = end;
+      }
+    } else {
+      ++i;
+    }
+  }
+  return true;
+}
+
+// PREPARE/EXECUTE: the keyword, then the name (an identifier or a quoted one), then the rest.
+sql_command classify_prepare_or_execute(std::string_view sql) {
+  sql_command out;
+  std::size_t i = sql.find_first_not_of(" \t\r\n");
+  std::size_t keyword_end = i;
+  while (keyword_end < sql.size() && std::isalpha(static_cast<unsigned char>(sql[keyword_end])))
+    ++keyword_end;
+  std::string keyword(sql.substr(i, keyword_end - i));
+  for (auto& c : keyword) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  sql_command::kind what;
+  if (keyword == "prepare") {
+    what = sql_command::kind::prepare;
+  } else if (keyword == "execute") {
+    what = sql_command::kind::execute;
+  } else {
+    return out;
+  }
+  i = sql.find_first_not_of(" \t\r\n", keyword_end);
+  if (i == std::string_view::npos || i == keyword_end) return out;
+  std::string name;
+  if (sql[i] == '"') {
+    ++i;
+    for (;;) {
+      if (i >= sql.size()) return out;
+      if (sql[i] == '"') {
+        if (i + 1 < sql.size() && sql[i + 1] == '"') {
+          name.push_back('"');
+          i += 2;
+          continue;
+        }
+        ++i;
+        break;
+      }
+      name.push_back(sql[i++]);
+    }
+  } else {
+    while (i < sql.size() && is_identifier_char(sql[i]))
+      name.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(sql[i++]))));
+  }
+  if (name.empty() || !single_statement(sql)) return out;
+  // PREPARE TRANSACTION 'gid' is two-phase commit, not a statement.
+  if (what == sql_command::kind::prepare && name == "transaction") return out;
+  out.what = what;
+  out.name = std::move(name);
+  out.rest = std::string(sql.substr(i));
+  return out;
+}
+
 }  // namespace
 
 sql_command classify_sql_command(std::string_view sql) {
@@ -77,6 +203,7 @@ sql_command classify_sql_command(std::string_view sql) {
   std::size_t start = sql.find_first_not_of(" \t\r\n");
   if (start == std::string_view::npos) return out;
   const char first = static_cast<char>(std::tolower(static_cast<unsigned char>(sql[start])));
+  if (first == 'p' || first == 'e') return classify_prepare_or_execute(sql);
   if (first != 'd') return out;
 
   std::vector<word> words;

@@ -1,7 +1,8 @@
 #pragma once
 // Recognises the few SQL commands a pooler must handle itself because they act on prepared
-// statements, which sluice names differently on each server: DEALLOCATE [PREPARE] name | ALL,
-// and DISCARD ALL. Anything else, including several statements in one Query, is `other`.
+// statements, which sluice names differently on each server: PREPARE, EXECUTE,
+// DEALLOCATE [PREPARE] name | ALL, and DISCARD ALL. Anything else, including several
+// statements in one Query, is `other`.
 #include <string>
 #include <string_view>
 
@@ -13,9 +14,12 @@ struct sql_command {
     deallocate,      // DEALLOCATE [PREPARE] name: `name` holds it, folded as PostgreSQL folds it
     deallocate_all,  // DEALLOCATE [PREPARE] ALL
     discard_all,     // DISCARD ALL
+    prepare,         // PREPARE name [(types)] AS statement: `rest` is the text after the name
+    execute,         // EXECUTE name [(arguments)]: `rest` is the text after the name
   };
   kind what = kind::other;
   std::string name;
+  std::string rest;  // prepare/execute: everything after the name, byte for byte
 };
 
 sql_command classify_sql_command(std::string_view sql);

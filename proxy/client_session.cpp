@@ -394,7 +394,11 @@ awaitable<void> client_session::serve() {
     // servers; session mode, or a cache set to 0, passes them through untouched.
     std::optional<statement_context> statements;
     if (statements_enabled())
-      statements.emplace(statement_context{statements_, intern_function(), statement_counters_});
+      statements.emplace(
+          statement_context{statements_, intern_function(), statement_counters_,
+                            [&registry = context_.statements](std::string_view definition) {
+                              return registry.intern_sql(definition);
+                            }});
     relay_limits limits{
         pool_->settings().query_timeout, pool_->settings().idle_transaction_timeout,
         mode == pool::pool_mode::session ? pool_->settings().client_idle_timeout : std::nullopt};

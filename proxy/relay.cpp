@@ -39,7 +39,7 @@ relay::relay(tcp::socket& client, byte_buffer& client_in, server_connection& ser
   if (limits_.any()) watchdog_timer_.emplace(client.get_executor());
   if (statements)
     statements_.emplace(statements->client, server.statements, std::move(statements->intern),
-                        statements->counters);
+                        statements->counters, std::move(statements->intern_sql));
 }
 
 void relay::finish(relay_end why, tcp::socket& wake) {

@@ -50,6 +50,7 @@ struct statement_context {
   pool::client_statement_map& client;
   pool::intern_function intern;
   pool::statement_counters& counters;
+  pool::intern_sql_function intern_sql;
 };
 
 class relay {

@@ -13,6 +13,10 @@ class shared_statement_registry {
     std::lock_guard lock(mutex_);
     return registry_.intern(query, types);
   }
+  pool::statement_ptr intern_sql(std::string_view definition) {
+    std::lock_guard lock(mutex_);
+    return registry_.intern_sql(definition);
+  }
   std::size_t size() const {
     std::lock_guard lock(mutex_);
     return registry_.size();
