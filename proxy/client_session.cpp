@@ -251,8 +251,11 @@ awaitable<bool> client_session::log_in() {
     }
     // PostgreSQL reported the settings back in canonical form ("utf8" → "UTF8"): the client
     // sees, and is later compared by, those values.
+    // Only for names it reports: for others (search_path) the server record may still hold
+    // what another client set, since PostgreSQL sends no ParameterStatus for them.
     for (const auto& [name, entry] : params_.entries())
-      if (auto canonical = server_->params.get(name)) params_.set(name, *canonical);
+      if (reported.get(name))
+        if (auto canonical = server_->params.get(name)) params_.set(name, *canonical);
     pool::record_sync(params_, server_->params);
   }
 
@@ -405,6 +408,7 @@ awaitable<void> client_session::serve() {
     relay link(socket_, in_, *server_, mode, params_, max_message, std::move(statements), limits);
     const auto end = co_await link.run();
     context_.cancels.set_target(*cancel_key_, std::nullopt);
+    co_await wait_for_cancels();
     last_link_ = link.link();
     switch (end) {
       case relay_end::released:
@@ -435,6 +439,18 @@ awaitable<void> client_session::serve() {
         co_await fail("57P05", "terminating connection due to idle-session timeout");
         co_return;
     }
+  }
+}
+
+awaitable<void> client_session::wait_for_cancels() {
+  // Rare: only right after this client's query was cancelled. Polled, briefly and bounded.
+  if (context_.cancels.pending_cancels(*cancel_key_) == 0) co_return;
+  asio::steady_timer pause(socket_.get_executor());
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(6);
+  while (context_.cancels.pending_cancels(*cancel_key_) > 0 &&
+         std::chrono::steady_clock::now() < give_up) {
+    pause.expires_after(std::chrono::milliseconds(1));
+    co_await pause.async_wait(use_nothrow);
   }
 }
 
@@ -496,11 +512,13 @@ awaitable<void> client_session::leave_server_clean() {
 }
 
 awaitable<void> client_session::forward_cancel(const pool::backend_key& key) {
-  auto target = context_.cancels.target_of(key);
+  // Only while the client runs a request on a server; the server stays its own until the
+  // cancel is delivered (see cancel_directory).
+  auto target = context_.cancels.begin_cancel(key);
   if (!target) co_return;  // nothing running, or not a key sluice gave out: dropped silently
-  send_cancel_request(socket_.get_executor(), target->server, target->process_id,
-                      target->secret_key);
   context_.log->info("cancel forwarded addr={} server_pid={}", peer_, target->process_id);
+  co_await cancel_and_wait(target->server, target->process_id, target->secret_key);
+  context_.cancels.end_cancel(key);
 }
 
 }  // namespace sluice::proxy

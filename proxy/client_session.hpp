@@ -55,6 +55,8 @@ class client_session : public std::enable_shared_from_this<client_session> {
   enum class idle_read { data, closed, timed_out };
   // Waits for more bytes from a client that holds no server, up to client_idle_timeout.
   awaitable<idle_read> read_idle_client();
+  // Holds the server while a cancel for this client is still being delivered.
+  awaitable<void> wait_for_cancels();
   awaitable<bool> lease_server();
   void give_back_server(bool reusable, std::string_view why);
   // Transaction mode with a statement cache: named prepared statements are renamed per server.

@@ -219,25 +219,28 @@ awaitable<exec_outcome> execute_internal(server_connection& server, std::string_
   co_return co_await with_deadline(server.socket, timeout, run());
 }
 
+awaitable<void> cancel_and_wait(tcp::endpoint server, std::int32_t process_id,
+                                std::int32_t secret_key) {
+  tcp::socket upstream(co_await asio::this_coro::executor);
+  auto exchange = [&]() -> awaitable<open_outcome> {
+    open_outcome out;
+    auto [ec] = co_await upstream.async_connect(server, use_nothrow);
+    if ((out.error = ec)) co_return out;
+    std::string request;
+    protocol::append_cancel_request(request, {process_id, secret_key});
+    if ((out.error = co_await write_all(upstream, request))) co_return out;
+    char ignored[16];
+    for (;;) {  // the postmaster sends nothing; it closes once the signals are out
+      auto [read_error, n] = co_await upstream.async_read_some(asio::buffer(ignored), use_nothrow);
+      if (read_error) co_return out;
+    }
+  };
+  co_await with_deadline(upstream, std::chrono::seconds(5), exchange());
+}
+
 void send_cancel_request(asio::any_io_executor executor, tcp::endpoint server,
                          std::int32_t process_id, std::int32_t secret_key) {
-  asio::co_spawn(
-      executor,
-      [executor, server, process_id, secret_key]() -> awaitable<void> {
-        tcp::socket upstream(executor);
-        auto connected = co_await with_deadline(
-            upstream, std::chrono::seconds(5), [&]() -> awaitable<open_outcome> {
-              open_outcome out;
-              auto [ec] = co_await upstream.async_connect(server, use_nothrow);
-              out.error = ec;
-              co_return out;
-            }());
-        if (connected.error) co_return;
-        std::string request;
-        protocol::append_cancel_request(request, {process_id, secret_key});
-        co_await write_all(upstream, request);
-      },
-      asio::detached);
+  asio::co_spawn(executor, cancel_and_wait(server, process_id, secret_key), asio::detached);
 }
 
 bool server_looks_dead(server_connection& server) {

@@ -87,6 +87,10 @@ server_error copy_error(std::span<const char> error_body);
 // than when the backend next notices its socket is gone.
 void send_cancel_request(asio::any_io_executor executor, tcp::endpoint server,
                          std::int32_t process_id, std::int32_t secret_key);
+// The same, waiting until the postmaster has closed the cancel connection: by then it has
+// signalled the backend, so the server can safely serve someone else (bounded by 5 s).
+awaitable<void> cancel_and_wait(tcp::endpoint server, std::int32_t process_id,
+                                std::int32_t secret_key);
 
 // True when the idle server has already said something (typically a FATAL before it
 // closed) or hung up: it must not be handed to a client. Costs one non-blocking peek.

@@ -913,3 +913,55 @@ def main() -> None:
         _dump_logs()
     _destroy_all()
     sys.exit(0 if ok else 1)
+
+
+# ---------------------------------------------------------------------------
+# Watching the upstream side: which backends sluice holds open on PostgreSQL.
+# ---------------------------------------------------------------------------
+
+
+def backend_pids(conn: pgwire.Connection, user: str) -> list[int]:
+    """PIDs of the client backends logged in as `user`, read from
+    pg_stat_activity over `conn` (a direct connection to PostgreSQL)."""
+    rows = conn.query("SELECT pid FROM pg_stat_activity WHERE backend_type = 'client backend' "
+                      f"AND usename = {sql_literal(user)} ORDER BY pid")
+    return [int(r[0]) for r in rows]
+
+
+class BackendSampler:
+    """Counts `user`'s backends on PostgreSQL every `interval` seconds in a
+    background thread, over its own direct superuser connection.
+
+        with BackendSampler(pg, "app") as sampler:
+            ...
+        sampler.max_seen, sampler.samples
+    """
+
+    def __init__(self, pg: "PgCluster", user: str, interval: float = 0.1):
+        import threading
+        self.pg, self.user, self.interval = pg, user, interval
+        self.samples: list[int] = []
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        try:
+            with self.pg.connect() as conn:
+                while not self._stop.is_set():
+                    self.samples.append(len(backend_pids(conn, self.user)))
+                    self._stop.wait(self.interval)
+        except BaseException as exc:  # reported by the test through .error
+            self.error = exc
+
+    @property
+    def max_seen(self) -> int:
+        return max(self.samples, default=0)
+
+    def __enter__(self) -> "BackendSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(15)

@@ -389,3 +389,106 @@ class _ScramClient:
 def connect(host: str, port: int, user: str, password: str | None = None,
             database: str | None = None, **kwargs) -> Connection:
     return Connection(host, port, user, password, database, **kwargs).connect()
+
+
+# ---------------------------------------------------------------------------
+# Extended query protocol and cancel requests, as raw bytes, for tests that
+# need to control exactly what goes into one write (pipelining, Flush).
+# ---------------------------------------------------------------------------
+
+
+def frontend_message(kind: str, body: bytes = b"") -> bytes:
+    return kind.encode() + struct.pack("!I", len(body) + 4) + body
+
+
+def parse_message(name: str, sql: str, param_types: tuple[int, ...] = ()) -> bytes:
+    body = name.encode() + b"\0" + sql.encode() + b"\0" + struct.pack("!H", len(param_types))
+    body += b"".join(struct.pack("!I", oid) for oid in param_types)
+    return frontend_message("P", body)
+
+
+def bind_message(portal: str, statement: str, params: tuple[str | None, ...] = ()) -> bytes:
+    """All parameters and all results in text format."""
+    body = portal.encode() + b"\0" + statement.encode() + b"\0"
+    body += struct.pack("!H", 0) + struct.pack("!H", len(params))
+    for value in params:
+        if value is None:
+            body += struct.pack("!i", -1)
+        else:
+            raw = value.encode()
+            body += struct.pack("!i", len(raw)) + raw
+    body += struct.pack("!H", 0)
+    return frontend_message("B", body)
+
+
+def describe_message(kind: str, name: str) -> bytes:
+    """kind: 'S' for a prepared statement, 'P' for a portal."""
+    return frontend_message("D", kind.encode() + name.encode() + b"\0")
+
+
+def execute_message(portal: str = "", max_rows: int = 0) -> bytes:
+    return frontend_message("E", portal.encode() + b"\0" + struct.pack("!I", max_rows))
+
+
+SYNC_MESSAGE = frontend_message("S")
+FLUSH_MESSAGE = frontend_message("H")
+
+
+def read_until_ready(conn: Connection) -> list[tuple[str, bytes]]:
+    """Reads backend messages up to and including the next ReadyForQuery
+    (bounded by conn.timeout) and returns them all, errors included."""
+    conn._arm()
+    messages = []
+    while True:
+        kind, body = conn.read_message()
+        messages.append((kind, body))
+        if kind == "Z":
+            conn.transaction_status = body.decode()
+            return messages
+
+
+def data_rows(messages: list[tuple[str, bytes]]) -> list[list[str | None]]:
+    return [_decode_data_row(body) for kind, body in messages if kind == "D"]
+
+
+def errors_in(messages: list[tuple[str, bytes]]) -> list[ServerError]:
+    return [ServerError(parse_error_fields(body)) for kind, body in messages if kind == "E"]
+
+
+def query_outcome(conn: Connection, sql: str) -> tuple[list, ServerError | None, bool]:
+    """Like Connection.query, but for a query that may end the connection:
+    returns (rows, the ErrorResponse if any, whether the peer closed) instead
+    of raising, so an error sent just before a close is not lost."""
+    conn._arm()
+    rows: list = []
+    error: ServerError | None = None
+    try:
+        conn.send("Q", sql.encode() + b"\0")
+        while True:
+            kind, body = conn.read_message()
+            if kind == "D":
+                rows.append(_decode_data_row(body))
+            elif kind == "E":
+                error = ServerError(parse_error_fields(body))
+            elif kind == "Z":
+                conn.transaction_status = body.decode()
+                return rows, error, False
+    except (ProtocolError, ConnectionError, BrokenPipeError):
+        return rows, error, True
+
+
+def cancel_request(process_id: int, secret_key: int) -> bytes:
+    return struct.pack("!IIii", 16, CANCEL_REQUEST_CODE, process_id, secret_key)
+
+
+def send_cancel(host: str, port: int, process_id: int, secret_key: int,
+                timeout: float = 5.0) -> None:
+    """Sends a CancelRequest on a fresh connection and waits (bounded) for the
+    peer to close it, as libpq's PQcancel does."""
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        s.sendall(cancel_request(process_id, secret_key))
+        try:
+            while s.recv(4096):
+                pass
+        except (socket.timeout, ConnectionError):
+            pass
