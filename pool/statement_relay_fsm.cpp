@@ -1,5 +1,8 @@
 #include "pool/statement_relay_fsm.hpp"
 
+#include <algorithm>
+#include <vector>
+
 #include "protocol/backend_messages.hpp"
 #include "protocol/frontend_messages.hpp"
 #include "protocol/sql_command.hpp"
@@ -136,7 +139,8 @@ void statement_relay_fsm::handle_client_message(char type, std::span<const char>
   switch (type) {
     case 'P': {
       auto parse = protocol::decode_parse(body);
-      if (!parse || parse->name.empty()) return forward(type, wire, nullptr, out);
+      if (parse && parse->name.empty()) return on_unnamed_parse(parse->query, wire, out);
+      if (!parse) return forward(type, wire, nullptr, out);
       ++counters_.client_parses;
       std::string name(parse->name);
       if (client_.contains(name))
@@ -152,6 +156,8 @@ void statement_relay_fsm::handle_client_message(char type, std::span<const char>
     }
     case 'B': {
       auto bind = protocol::decode_bind(body);
+      if (bind && bind->statement.empty())
+        unnamed_portal_tag_ = bind->portal.empty() ? unnamed_statement_tag_ : std::string();
       if (!bind || bind->statement.empty()) return forward(type, wire, nullptr, out);
       auto it = client_.find(std::string(bind->statement));
       if (it == client_.end())
@@ -205,6 +211,42 @@ void statement_relay_fsm::handle_client_message(char type, std::span<const char>
   }
 }
 
+void statement_relay_fsm::on_unnamed_parse(std::string_view query, std::span<const char> wire,
+                                           protocol::output_segments& out) {
+  unnamed_statement_tag_.clear();
+  const auto command = protocol::classify_sql_command(query);
+  using cmd = protocol::sql_command::kind;
+  if (command.what == cmd::deallocate && client_.contains(command.name)) {
+    client_.erase(command.name);
+    unnamed_statement_tag_ = "DEALLOCATE";
+  } else if (command.what == cmd::deallocate_all) {
+    client_.clear();
+    unnamed_statement_tag_ = "DEALLOCATE ALL";
+  } else {
+    return forward('P', wire, nullptr, out);
+  }
+  // The server keeps the statements for other clients: an empty statement stands in.
+  const auto start = out.arena().size();
+  protocol::append_parse(out.arena(), "", "", {});
+  out.owned_from(start);
+  pending_.push_back({kind::plain, 'P', nullptr, {}, {}});
+}
+
+bool statement_relay_fsm::must_wait_for_replies(char type, std::span<const char> body) const {
+  if (type != 'P' || pending_.empty()) return false;
+  auto parse = protocol::decode_parse(body);
+  if (!parse || parse->name.empty()) return false;
+  bool unconfirmed = false;
+  for (const auto& entry : pending_) {
+    if ((entry.what == kind::parse || entry.what == kind::parse_answered) &&
+        entry.client_name == parse->name)
+      unconfirmed = true;
+    else if (unconfirmed && entry.request == 'S')
+      return true;
+  }
+  return false;
+}
+
 void statement_relay_fsm::on_query(std::span<const char> body, std::span<const char> wire,
                                    protocol::output_segments& out) {
   auto query = protocol::decode_query(body);
@@ -212,6 +254,7 @@ void statement_relay_fsm::on_query(std::span<const char> body, std::span<const c
   using cmd = protocol::sql_command::kind;
   switch (command.what) {
     case cmd::other:
+      if (query && rewrite_deallocates(query->sql, out)) return;
       return forward('Q', wire, nullptr, out);
     case cmd::discard_all:
       out.add_view(wire);
@@ -289,6 +332,44 @@ void statement_relay_fsm::on_query(std::span<const char> body, std::span<const c
                       command.what == cmd::deallocate_all ? "DEALLOCATE ALL" : "DEALLOCATE"});
 }
 
+bool statement_relay_fsm::rewrite_deallocates(std::string_view sql,
+                                              protocol::output_segments& out) {
+  // Cheap test first: this runs on every simple Query.
+  bool mentioned = false;
+  for (std::size_t i = 0; i + 10 <= sql.size() && !mentioned; ++i)
+    mentioned = (sql[i] == 'd' || sql[i] == 'D') &&
+                std::equal(sql.begin() + static_cast<std::ptrdiff_t>(i),
+                           sql.begin() + static_cast<std::ptrdiff_t>(i + 10), "deallocate",
+                           [](char a, char b) { return (a | 0x20) == b; });
+  if (!mentioned) return false;
+  std::vector<std::string_view> statements;
+  if (!protocol::split_statements(sql, statements) || statements.size() < 2) return false;
+
+  // A DEALLOCATE of the client's statement among other statements: it becomes a DEALLOCATE of
+  // the server-side name (prepared first if this server lacks it), so the reply is PostgreSQL's
+  // own. The statement is then stale on this server whether or not that part ran.
+  std::string rewritten;
+  std::vector<statement_ptr> deallocated;
+  for (auto statement_sql : statements) {
+    if (!rewritten.empty()) rewritten += "; ";
+    const auto command = protocol::classify_sql_command(statement_sql);
+    auto it = command.what == protocol::sql_command::kind::deallocate ? client_.find(command.name)
+                                                                      : client_.end();
+    if (it == client_.end() || it->second->from_sql()) {
+      rewritten += statement_sql;
+      continue;
+    }
+    ensure_on_server(it->second, out);
+    rewritten += "DEALLOCATE " + it->second->server_name;
+    deallocated.push_back(it->second);
+    client_.erase(it);
+  }
+  if (deallocated.empty()) return false;
+  for (const auto& statement : deallocated) server_.mark_stale(statement->id);
+  send_query(rewritten, {kind::plain, 'Q', nullptr, {}, {}}, out);
+  return true;
+}
+
 void statement_relay_fsm::send_query(std::string_view sql, pending entry,
                                      protocol::output_segments& out) {
   const auto start = out.arena().size();
@@ -302,9 +383,28 @@ bool statement_relay_fsm::on_client_streamed(char type) {
     if (type != 'S') return false;
     dropping_until_sync_ = false;
   }
-  if (type != 'H' && type != 'd' && type != 'c' && type != 'f')
+  if (type == 'E' && !unnamed_portal_tag_.empty()) {
+    pending_.push_back({kind::deallocate, 'E', nullptr, {}, unnamed_portal_tag_});
+  } else if (type != 'H' && type != 'd' && type != 'c' && type != 'f') {
     pending_.push_back({kind::plain, type, nullptr, {}, {}});
+  }
   return true;
+}
+
+void statement_relay_fsm::forget_missing_statement(std::span<const char> error_body) {
+  // A server that lost one of sluice's statements (someone ran DEALLOCATE on it in a way sluice
+  // could not see) reports it as 26000: forget it there, so its next use prepares it again.
+  auto error = protocol::decode_error_response(error_body);
+  if (!error || error->sqlstate() != "26000") return;
+  const auto message = error->message();
+  static constexpr std::string_view prefix = "\"sluice_";
+  const auto at = message.find(prefix);
+  if (at == std::string_view::npos) return;
+  std::uint64_t id = 0;
+  for (auto i = at + prefix.size(); i < message.size() && message[i] >= '0' && message[i] <= '9';
+       ++i)
+    id = id * 10 + static_cast<std::uint64_t>(message[i] - '0');
+  server_.erase(id);
 }
 
 void statement_relay_fsm::roll_back(const pending& entry) {
@@ -347,23 +447,26 @@ statement_relay_fsm::verdict statement_relay_fsm::on_server_message(
     char type, std::span<const char> body, protocol::output_segments& out) {
   // Asynchronous messages can arrive at any time and answer nothing.
   if (type == 'N' || type == 'S' || type == 'A' || pending_.empty()) return verdict::forward;
+  if (type == 'C') {
+    auto tag = protocol::decode_command_complete(body);
+    if (tag && (tag->tag == "DISCARD ALL" || tag->tag == "DEALLOCATE ALL")) {
+      // However it got there (a multi-statement Query, say), the server dropped every
+      // statement, other clients' included: they are prepared again on their next use. The
+      // client's own names are gone, as PostgreSQL would have it.
+      client_.clear();
+      server_.clear();
+    }
+  }
+  if (type == 'E') forget_missing_statement(body);
   auto& head = pending_.front();
   if (head.what == kind::deallocate && type == 'I') {
     const auto start = out.arena().size();
     protocol::append_command_complete(out.arena(), head.error);
     out.owned_from(start);
+    if (head.request == 'E') pending_.pop_front();  // an Execute ends with it
     return verdict::replaced;
   }
-  if (head.what == kind::discard_all && type == 'C') {
-    auto tag = protocol::decode_command_complete(body);
-    if (tag && tag->tag == "DISCARD ALL") {
-      // The server dropped every statement, other clients' included: they are prepared
-      // again on their next use. The client's own names are gone, as PostgreSQL would have it.
-      client_.clear();
-      server_.clear();
-    }
-    return verdict::forward;
-  }
+  if (head.what == kind::discard_all && type == 'C') return verdict::forward;
   if (head.what == kind::sql_prepare || head.what == kind::sql_execute_prepare ||
       head.what == kind::raise_error_query) {
     if (type == 'E' && head.what == kind::raise_error_query) {

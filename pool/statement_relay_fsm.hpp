@@ -73,6 +73,12 @@ class statement_relay_fsm {
   };
   verdict on_server_message(char type, std::span<const char> body, protocol::output_segments& out);
 
+  // True when `type`/`body` cannot be decided before replies already owed arrive: a Parse of a
+  // name whose earlier Parse, in a batch already closed by its Sync, is still unconfirmed (if
+  // the server skips or rejects that one, this one must succeed). The relay then holds the
+  // client's bytes until on_server_message has made progress.
+  bool must_wait_for_replies(char type, std::span<const char> body) const;
+
   // No reply is owed and no failed batch is being skipped: the server may be released.
   bool idle() const { return pending_.empty() && !dropping_until_sync_; }
 
@@ -118,7 +124,14 @@ class statement_relay_fsm {
   void on_query(std::span<const char> body, std::span<const char> wire,
                 protocol::output_segments& out);
   void send_query(std::string_view sql, pending entry, protocol::output_segments& out);
+  void on_unnamed_parse(std::string_view query, std::span<const char> wire,
+                        protocol::output_segments& out);
+  void forget_missing_statement(std::span<const char> error_body);
+  bool rewrite_deallocates(std::string_view sql, protocol::output_segments& out);
   bool failed_ = false;  // the head query entry already saw its error
+  // DEALLOCATE sent through the extended protocol is prepared as an empty statement; its
+  // Execute's EmptyQueryResponse becomes CommandComplete with this tag.
+  std::string unnamed_statement_tag_, unnamed_portal_tag_;
   void roll_back(const pending& entry);
   void skip_to_sync();
 

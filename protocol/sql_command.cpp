@@ -74,21 +74,25 @@ bool is_identifier_char(char c) {
          static_cast<unsigned char>(c) >= 0x80;
 }
 
-// True when `sql` holds one statement: no ';' outside literals, quoted identifiers and comments
-// is followed by anything but blanks. Dollar quotes, E'' escapes and nested comments included.
-bool single_statement(std::string_view sql) {
+}  // namespace
+
+// Splits `sql` at the ';' that end statements, skipping those inside literals, quoted
+// identifiers, dollar quotes and comments. False when a literal or comment is unterminated.
+bool split_statements(std::string_view sql, std::vector<std::string_view>& statements) {
   std::size_t i = 0;
-  bool ended = false;
+  std::size_t start = 0;
+  bool blank = true;  // the current statement has only blanks so far
   while (i < sql.size()) {
     const char c = sql[i];
     if (std::isspace(static_cast<unsigned char>(c))) {
       ++i;
       continue;
     }
-    if (ended) return false;
+    if (c != ';') blank = false;
     if (c == ';') {
-      ended = true;
-      ++i;
+      if (!blank) statements.push_back(sql.substr(start, i - start));
+      blank = true;
+      start = ++i;
     } else if (c == '-' && i + 1 < sql.size() && sql[i + 1] == '-') {
       while (i < sql.size() && sql[i] != '\n') ++i;
     } else if (c == '/' && i + 1 < sql.size() && sql[i + 1] == '*') {
@@ -144,7 +148,15 @@ bool single_statement(std::string_view sql) {
       ++i;
     }
   }
+  if (!blank) statements.push_back(sql.substr(start));
   return true;
+}
+
+namespace {
+
+bool single_statement(std::string_view sql) {
+  std::vector<std::string_view> statements;
+  return split_statements(sql, statements) && statements.size() <= 1;
 }
 
 // PREPARE/EXECUTE: the keyword, then the name (an identifier or a quoted one), then the rest.

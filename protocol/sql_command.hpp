@@ -5,6 +5,7 @@
 // statements in one Query, is `other`.
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace sluice::protocol {
 
@@ -23,5 +24,9 @@ struct sql_command {
 };
 
 sql_command classify_sql_command(std::string_view sql);
+
+// The statements of a simple Query, as views into `sql`, blank ones dropped. False when a
+// literal, quoted identifier or comment is left open.
+bool split_statements(std::string_view sql, std::vector<std::string_view>& statements);
 
 }  // namespace sluice::protocol

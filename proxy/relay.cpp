@@ -33,7 +33,8 @@ relay::relay(tcp::socket& client, byte_buffer& client_in, server_connection& ser
       mode_(mode),
       client_params_(client_params),
       max_message_size_(max_message_size),
-      limits_(limits) {
+      limits_(limits),
+      progress_(client.get_executor()) {
   link_.tx_status = server.tx_status;
   busy_since_ = idle_since_ = std::chrono::steady_clock::now();
   if (limits_.any()) watchdog_timer_.emplace(client.get_executor());
@@ -53,6 +54,7 @@ void relay::finish(relay_end why, tcp::socket& wake) {
   error_code ignored;
   wake.cancel(ignored);
   if (watchdog_timer_) watchdog_timer_->cancel();
+  progress_.cancel();
 }
 
 awaitable<relay_end> relay::run() {
@@ -127,6 +129,10 @@ relay::scan_result relay::scan_client(std::span<const char> bytes, protocol::out
     if (statements_ && pool::statement_relay_fsm::wants_whole_request(type)) {
       const auto whole = protocol::frame_message(bytes.subspan(pos), max_message_size_);
       if (whole.status != protocol::frame_status::complete) break;  // wait for the rest
+      if (statements_->must_wait_for_replies(type, whole.message.body)) {
+        result.blocked = true;
+        break;
+      }
       if (statements_->on_client_message(type, whole.message.body, whole.message.wire, out))
         note_client_message(type);
       pos += whole.message.wire.size();
@@ -286,6 +292,11 @@ awaitable<void> relay::client_to_server() {
       finish(relay_end::client_violation, server_.socket);
       co_return;
     }
+    if (scanned.blocked) {
+      progress_.expires_after(std::chrono::milliseconds(100));
+      co_await progress_.async_wait(use_nothrow);
+      continue;
+    }
     if (scanned.stop) {  // Terminate: not forwarded, the server stays for the next client
       client_in_.consume(5);
       finish(relay_end::client_gone, server_.socket);
@@ -317,6 +328,7 @@ awaitable<void> relay::server_to_client() {
       }
     }
     in.consume(scanned.consumed);
+    if (scanned.consumed > 0 && statements_) progress_.cancel();
     if (scanned.stop) {  // a release point: the client loop stops reading
       finish(relay_end::released, client_);
       co_return;

@@ -76,6 +76,7 @@ class relay {
     std::size_t consumed = 0;  // bytes dealt with: written on (via the segments) or dropped
     bool stop = false;         // a Terminate (client) or a release point (server) was reached
     bool violation = false;    // a length field was invalid
+    bool blocked = false;      // (client) the next message must wait for owed replies
   };
   scan_result scan_client(std::span<const char> bytes, protocol::output_segments& out);
   scan_result scan_server(std::span<const char> bytes, protocol::output_segments& out);
@@ -104,6 +105,9 @@ class relay {
   bool server_fatal_ = false;  // the server sent a FATAL/PANIC ErrorResponse
   relay_limits limits_;
   std::optional<asio::steady_timer> watchdog_timer_;
+  // The client loop sleeps on this while a message waits for owed replies; the server loop
+  // cancels it whenever it has matched replies.
+  asio::steady_timer progress_;
   // When the link last became busy (a request sent with none outstanding) and idle (the last
   // ReadyForQuery arrived): what the watchdog measures the limits from.
   std::chrono::steady_clock::time_point busy_since_, idle_since_;

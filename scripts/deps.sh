@@ -4,6 +4,7 @@
 # Idempotent: when every package is already present it prints nothing and never
 # touches apt (no `apt-get update`, no network). Run as root (CI and sessions are
 # root); otherwise it uses sudo when available.
+# Then the driver tests' npm packages (tests/drivers/node), likewise only when missing.
 set -euo pipefail
 
 PACKAGES=(
@@ -46,37 +47,64 @@ absent_of() {
   done
 }
 
-mapfile -t missing < <(absent_of "${PACKAGES[@]}")
+# The Debian packages: a function, so that having them all goes on to the npm part below.
+install_debian_packages() {
+  mapfile -t missing < <(absent_of "${PACKAGES[@]}")
 
-if [[ ${#missing[@]} -eq 0 ]]; then
-  exit 0
-fi
+  if [[ ${#missing[@]} -eq 0 ]]; then
+    return 0
+  fi
 
-echo "deps.sh: installing missing packages: ${missing[*]}" >&2
+  echo "deps.sh: installing missing packages: ${missing[*]}" >&2
 
-sudo_cmd=()
-if [[ $(id -u) -ne 0 ]]; then
-  if command -v sudo >/dev/null 2>&1; then
-    sudo_cmd=(sudo)
-  else
-    echo "deps.sh: not root and no sudo; install these by hand: ${missing[*]}" >&2
+  sudo_cmd=()
+  if [[ $(id -u) -ne 0 ]]; then
+    if command -v sudo >/dev/null 2>&1; then
+      sudo_cmd=(sudo)
+    else
+      echo "deps.sh: not root and no sudo; install these by hand: ${missing[*]}" >&2
+      exit 1
+    fi
+  fi
+
+  export DEBIAN_FRONTEND=noninteractive
+  # Other sessions on the machine may hold the dpkg lock for a while: wait for it
+  # (bounded) instead of failing at once.
+  apt_opts=(-o DPkg::Lock::Timeout=600 -o Dpkg::Use-Pty=0 -q)
+  # An unreachable extra source makes `apt-get update` fail although Debian's own
+  # indexes are fine: warn and let the install decide.
+  "${sudo_cmd[@]}" apt-get "${apt_opts[@]}" update >/dev/null ||
+    echo "deps.sh: warning: apt-get update reported errors; trying the install anyway" >&2
+  "${sudo_cmd[@]}" apt-get "${apt_opts[@]}" install -y --no-install-recommends "${missing[@]}" >/dev/null
+
+  mapfile -t still_missing < <(absent_of "${missing[@]}")
+  if [[ ${#still_missing[@]} -ne 0 ]]; then
+    echo "deps.sh: still missing after apt-get install: ${still_missing[*]}" >&2
     exit 1
   fi
-fi
+  echo "deps.sh: done" >&2
+}
 
-export DEBIAN_FRONTEND=noninteractive
-# Other sessions on the machine may hold the dpkg lock for a while: wait for it
-# (bounded) instead of failing at once.
-apt_opts=(-o DPkg::Lock::Timeout=600 -o Dpkg::Use-Pty=0 -q)
-# An unreachable extra source makes `apt-get update` fail although Debian's own
-# indexes are fine: warn and let the install decide.
-"${sudo_cmd[@]}" apt-get "${apt_opts[@]}" update >/dev/null ||
-  echo "deps.sh: warning: apt-get update reported errors; trying the install anyway" >&2
-"${sudo_cmd[@]}" apt-get "${apt_opts[@]}" install -y --no-install-recommends "${missing[@]}" >/dev/null
+install_debian_packages
 
-mapfile -t still_missing < <(absent_of "${missing[@]}")
-if [[ ${#still_missing[@]} -ne 0 ]]; then
-  echo "deps.sh: still missing after apt-get install: ${still_missing[*]}" >&2
+# Java: the driver tests (tests/drivers/java) need only the Debian packages above:
+# pgjdbc at /usr/share/java/postgresql.jar, and a JDK whose `java` runs a single
+# .java file directly (the source launcher), so nothing is built or downloaded.
+if [[ ! -r /usr/share/java/postgresql.jar ]]; then
+  echo "deps.sh: /usr/share/java/postgresql.jar is missing although libpostgresql-jdbc-java is installed" >&2
   exit 1
 fi
-echo "deps.sh: done" >&2
+
+# Node: the driver tests' npm packages (tests/drivers/node), exactly as package-lock.json
+# pins them, into tests/drivers/node/node_modules (gitignored). `npm ci` runs only when
+# node_modules is absent or was installed from another lockfile: a copy of the lockfile
+# it was installed from is kept beside it as the stamp.
+node_dir="$(cd "$(dirname "$0")/.." && pwd)/tests/drivers/node"
+if [[ -f "$node_dir/package-lock.json" ]] &&
+   ! cmp -s "$node_dir/package-lock.json" "$node_dir/node_modules/.sluice-installed-lock.json"; then
+  echo "deps.sh: installing the node driver-test packages (npm ci in tests/drivers/node)" >&2
+  (cd "$node_dir" &&
+   timeout 600 npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null &&
+   cp package-lock.json node_modules/.sluice-installed-lock.json)
+  echo "deps.sh: node packages done" >&2
+fi
