@@ -8,16 +8,16 @@
 #include "proxy/client_session.hpp"
 #include "proxy/credentials.hpp"
 #include "proxy/pool_registry.hpp"
+#include "proxy/worker_set.hpp"
 
 namespace sluice::proxy {
 namespace {
 
-awaitable<void> accept_loop(tcp::acceptor& acceptor, daemon_context& context,
-                            asio::io_context& io) {
+awaitable<void> accept_loop(tcp::acceptor& acceptor, daemon_context& context, worker_set& workers) {
   for (;;) {
-    // Each session gets its own strand: its handlers never run concurrently.
-    tcp::socket socket(asio::make_strand(io));
-    auto [ec] = co_await acceptor.async_accept(socket, use_nothrow);
+    // Each session lives on one worker's context, spread round robin; nothing else runs its
+    // handlers, so it needs no strand.
+    auto [ec, socket] = co_await acceptor.async_accept(workers.next(), use_nothrow);
     if (ec == asio::error::operation_aborted) co_return;
     if (ec) {
       // EMFILE and friends: log, back off briefly, keep serving the clients we have.
@@ -26,7 +26,7 @@ awaitable<void> accept_loop(tcp::acceptor& acceptor, daemon_context& context,
       co_await pause.async_wait(use_nothrow);
       continue;
     }
-    auto executor = socket.get_executor();  // the session's strand
+    auto executor = socket.get_executor();  // the session's worker
     auto session = std::make_shared<client_session>(context, std::move(socket));
     asio::co_spawn(
         executor, [session]() { return session->run(); },
@@ -52,12 +52,13 @@ tcp::endpoint listen_endpoint(asio::io_context& io, const config::listen_setting
 }  // namespace
 
 int run_daemon(const config::settings& settings, std::shared_ptr<spdlog::logger> log) {
-  const unsigned workers =
+  const unsigned worker_count =
       settings.workers > 0 ? settings.workers : std::max(1u, std::thread::hardware_concurrency());
-  asio::io_context io(static_cast<int>(workers));
+  worker_set workers(worker_count);
+  asio::io_context& io = workers.first();  // the listener and signals live here
 
   credential_store credentials(settings.users);
-  pool_registry pools(io, settings, credentials, log);
+  pool_registry pools(workers, settings, credentials, log);
   cancel_directory cancels;
   shared_statement_registry statements;
   daemon_context context{settings, credentials, pools, cancels, statements, log};
@@ -75,9 +76,9 @@ int run_daemon(const config::settings& settings, std::shared_ptr<spdlog::logger>
     return 1;
   }
   log->info("sluice listening on {}:{} workers={} databases={} users={}", settings.listen.host,
-            settings.listen.port, workers, settings.databases.size(), settings.users.size());
+            settings.listen.port, worker_count, settings.databases.size(), settings.users.size());
 
-  asio::co_spawn(io, accept_loop(acceptor, context, io), asio::detached);
+  asio::co_spawn(io, accept_loop(acceptor, context, workers), asio::detached);
   pools.warm_up();
 
   asio::signal_set signals(io, SIGINT, SIGTERM);
@@ -87,13 +88,10 @@ int run_daemon(const config::settings& settings, std::shared_ptr<spdlog::logger>
     error_code ignored;
     acceptor.close(ignored);
     pools.stop_all();
-    io.stop();
+    workers.stop();
   });
 
-  std::vector<std::thread> threads;
-  for (unsigned i = 1; i < workers; ++i) threads.emplace_back([&io] { io.run(); });
-  io.run();
-  for (auto& thread : threads) thread.join();
+  workers.run();
   log->info("sluice stopped");
   return 0;
 }

@@ -2,10 +2,10 @@
 
 namespace sluice::proxy {
 
-pool_registry::pool_registry(asio::io_context& io, const config::settings& settings,
+pool_registry::pool_registry(worker_set& workers, const config::settings& settings,
                              const credential_store& credentials,
                              std::shared_ptr<spdlog::logger> log)
-    : io_(io), settings_(settings), credentials_(credentials), log_(std::move(log)) {}
+    : workers_(workers), settings_(settings), credentials_(credentials), log_(std::move(log)) {}
 
 pool_registry::lookup pool_registry::get(const config::database_settings& database,
                                          std::string_view user) {
@@ -25,8 +25,9 @@ pool_registry::lookup pool_registry::get(const config::database_settings& databa
       login.password = *creds->plain_password;
   }
 
-  auto pool = std::make_shared<server_pool>(io_, database.name + "/" + std::string(user), database,
-                                            std::move(login), settings_.max_message_size, log_);
+  auto pool =
+      std::make_shared<server_pool>(workers_, database.name + "/" + std::string(user), database,
+                                    std::move(login), settings_.max_message_size, log_);
   pool->start();
   pools_.emplace(std::move(key), pool);
   return {pool, {}};

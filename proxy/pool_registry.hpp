@@ -18,7 +18,7 @@ namespace sluice::proxy {
 
 class pool_registry {
  public:
-  pool_registry(asio::io_context& io, const config::settings& settings,
+  pool_registry(worker_set& workers, const config::settings& settings,
                 const credential_store& credentials, std::shared_ptr<spdlog::logger> log);
 
   // The pool for this pair, or an explanation why there can't be one (e.g. no password known
@@ -35,7 +35,7 @@ class pool_registry {
   std::vector<std::shared_ptr<server_pool>> all() const;
 
  private:
-  asio::io_context& io_;
+  worker_set& workers_;
   const config::settings& settings_;
   const credential_store& credentials_;
   std::shared_ptr<spdlog::logger> log_;

@@ -1,6 +1,7 @@
 #include "proxy/server_pool.hpp"
 
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 namespace sluice::proxy {
 namespace {
@@ -42,17 +43,17 @@ struct server_pool::effects {
   std::optional<pool::time_point> next_wakeup;
 };
 
-server_pool::server_pool(asio::io_context& io, std::string name, config::database_settings database,
+server_pool::server_pool(worker_set& workers, std::string name, config::database_settings database,
                          upstream_login login, std::uint32_t max_message_size,
                          std::shared_ptr<spdlog::logger> log)
-    : io_(io),
+    : workers_(workers),
       name_(std::move(name)),
       database_(std::move(database)),
       login_(std::move(login)),
       max_message_size_(max_message_size),
       log_(std::move(log)),
       fsm_(limits_from(database_.pool)),
-      janitor_timer_(asio::make_strand(io)) {}
+      janitor_timer_(workers.next()) {}
 
 void server_pool::start() {
   asio::co_spawn(
@@ -113,7 +114,7 @@ void server_pool::carry_out(effects& fx) {
   }
   for (auto id : fx.opens) {
     asio::co_spawn(
-        asio::make_strand(io_), [self = shared_from_this(), id] { return self->open_one(id); },
+        workers_.next(), [self = shared_from_this(), id] { return self->open_one(id); },
         asio::detached);
   }
   for (auto& server : fx.closes) close_server(std::move(server), fx.close_reason);
@@ -195,6 +196,24 @@ awaitable<void> server_pool::janitor() {
   }
 }
 
+void server_pool::adopt(server_connection& server, const asio::any_io_executor& executor) {
+  if (server.socket.get_executor() == executor || !server.socket.is_open()) return;
+  // Re-register the descriptor with the session's own context: from now on its reads and
+  // writes complete on the session's thread. Nothing is pending on an idle server.
+  error_code ec;
+  const auto endpoint = server.socket.local_endpoint(ec);
+  if (ec) return;  // a broken socket: verify() finds it dead
+  const auto fd = server.socket.release(ec);
+  if (ec) return;
+  tcp::socket moved(executor);
+  moved.assign(endpoint.protocol(), fd, ec);
+  if (ec) {
+    ::close(fd);
+    return;
+  }
+  server.socket = std::move(moved);
+}
+
 awaitable<bool> server_pool::verify(server_connection& server, bool needs_ping) {
   if (server_looks_dead(server)) {
     log_->debug("server looks dead pool={} pid={} buffered={}", name_, server.backend_pid,
@@ -250,6 +269,7 @@ awaitable<lease_result> server_pool::acquire() {
       }
     }
     if (candidate) {
+      adopt(*candidate, executor);
       if (co_await verify(*candidate, needs_ping))
         co_return lease_result{std::move(candidate), lease_result::failure::none, {}};
       // Dead: close it and keep waiting; the fsm grants another or opens a replacement.

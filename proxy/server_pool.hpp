@@ -19,6 +19,7 @@
 #include "proxy/asio.hpp"
 #include "proxy/config/settings.hpp"
 #include "proxy/server_connection.hpp"
+#include "proxy/worker_set.hpp"
 
 namespace sluice::proxy {
 
@@ -36,7 +37,7 @@ struct lease_result {
 
 class server_pool : public std::enable_shared_from_this<server_pool> {
  public:
-  server_pool(asio::io_context& io, std::string name, config::database_settings database,
+  server_pool(worker_set& workers, std::string name, config::database_settings database,
               upstream_login login, std::uint32_t max_message_size,
               std::shared_ptr<spdlog::logger> log);
 
@@ -64,9 +65,11 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
   awaitable<void> open_one(pool::server_id id);
   awaitable<void> janitor();
   awaitable<bool> verify(server_connection& server, bool needs_ping);
+  // Moves a leased server's socket onto the leasing session's context.
+  static void adopt(server_connection& server, const asio::any_io_executor& executor);
   void close_server(std::unique_ptr<server_connection> server, std::string_view reason);
 
-  asio::io_context& io_;
+  worker_set& workers_;
   const std::string name_;
   const config::database_settings database_;
   const upstream_login login_;
