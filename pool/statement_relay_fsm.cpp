@@ -307,7 +307,7 @@ void statement_relay_fsm::on_query(std::span<const char> body, std::span<const c
       const auto execute = "EXECUTE " + statement->server_name + command.rest;
       if (server_.contains(statement->id)) {
         server_.touch(statement->id);
-        return send_query(execute, {kind::plain, 'Q', nullptr, {}, {}}, out);
+        return send_query(execute, {kind::plain, 'Q', statement, {}, {}}, out);
       }
       for (auto& evicted : server_.insert(statement)) {
         const auto start = out.arena().size();
@@ -316,7 +316,8 @@ void statement_relay_fsm::on_query(std::span<const char> body, std::span<const c
         pending_.push_back({kind::evict_close, 'C', std::move(evicted), {}, {}});
       }
       ++counters_.server_parses;
-      return send_query(statement->prepare_sql + "; " + execute,
+      // The newline ends a trailing "--" comment in the definition.
+      return send_query(statement->prepare_sql + "\n; " + execute,
                         {kind::sql_execute_prepare, 'Q', statement, {}, {}}, out);
     }
   }
@@ -435,10 +436,14 @@ void statement_relay_fsm::roll_back(const pending& entry) {
 }
 
 void statement_relay_fsm::skip_to_sync() {
-  while (!pending_.empty() && is_extended(pending_.front().request)) {
-    roll_back(pending_.front());
+  // PostgreSQL ignores everything up to the Sync, simple Queries included. Their effects are
+  // undone newest first, so each rollback sees the state its entry saw when it was made.
+  std::vector<pending> skipped;
+  while (!pending_.empty() && pending_.front().request != 'S') {
+    skipped.push_back(std::move(pending_.front()));
     pending_.pop_front();
   }
+  for (auto it = skipped.rbegin(); it != skipped.rend(); ++it) roll_back(*it);
   // No Sync queued yet: the client's next messages up to its Sync are ignored by the server.
   if (pending_.empty()) dropping_until_sync_ = true;
 }
@@ -459,6 +464,8 @@ statement_relay_fsm::verdict statement_relay_fsm::on_server_message(
   }
   if (type == 'E') forget_missing_statement(body);
   auto& head = pending_.front();
+  if (type == 'E' && head.request == 'Q' && head.statement && is_plan_changed(body))
+    server_.mark_stale(head.statement->id);  // prepared afresh on next use
   if (head.what == kind::deallocate && type == 'I') {
     const auto start = out.arena().size();
     protocol::append_command_complete(out.arena(), head.error);
@@ -498,6 +505,8 @@ statement_relay_fsm::verdict statement_relay_fsm::on_server_message(
   auto entry = std::move(head);
   pending_.pop_front();
   const bool failed = type == 'E';
+  // The entries after a failed one were made on top of it: undo them first.
+  if (failed && is_extended(entry.request)) skip_to_sync();
   verdict result = verdict::forward;
   switch (entry.what) {
     case kind::plain:
@@ -545,7 +554,6 @@ statement_relay_fsm::verdict statement_relay_fsm::on_server_message(
     case kind::raise_error_query:
       break;  // handled as their replies arrived; ReadyForQuery completes them
   }
-  if (failed && is_extended(entry.request)) skip_to_sync();
   return result;
 }
 

@@ -144,8 +144,8 @@ void append_bind_header(std::string& out, std::string_view portal, std::string_v
 
 void append_bind_prefix(std::string& out, std::string_view portal, std::string_view statement,
                         std::size_t rest_size) {
-  const auto length = static_cast<std::uint32_t>(4 + portal.size() + 1 + statement.size() + 1 +
-                                                 rest_size);
+  const auto length =
+      static_cast<std::uint32_t>(4 + portal.size() + 1 + statement.size() + 1 + rest_size);
   out.push_back(frontend_type::bind);
   for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>(length >> shift));
   out.append(portal);

@@ -211,11 +211,26 @@ sql_command classify_prepare_or_execute(std::string_view sql) {
 
 sql_command classify_sql_command(std::string_view sql) {
   sql_command out;
-  // Cheap rejection first: this runs on every simple Query.
-  std::size_t start = sql.find_first_not_of(" \t\r\n");
-  if (start == std::string_view::npos) return out;
+  // Cheap rejection first: this runs on every simple Query. Leading blanks and comments
+  // ("/* app */ DISCARD ALL") do not hide a command.
+  std::size_t start = 0;
+  for (;;) {
+    while (start < sql.size() && std::isspace(static_cast<unsigned char>(sql[start]))) ++start;
+    if (sql.substr(start, 2) == "--") {
+      const auto end = sql.find('\n', start);
+      if (end == std::string_view::npos) return out;
+      start = end + 1;
+    } else if (sql.substr(start, 2) == "/*") {
+      const auto end = sql.find("*/", start + 2);
+      if (end == std::string_view::npos) return out;
+      start = end + 2;
+    } else {
+      break;
+    }
+  }
+  if (start >= sql.size()) return out;
   const char first = static_cast<char>(std::tolower(static_cast<unsigned char>(sql[start])));
-  if (first == 'p' || first == 'e') return classify_prepare_or_execute(sql);
+  if (first == 'p' || first == 'e') return classify_prepare_or_execute(sql.substr(start));
   if (first != 'd') return out;
 
   std::vector<word> words;

@@ -226,6 +226,15 @@ awaitable<bool> client_session::log_in() {
   protocol::append_authentication_ok(welcome);
   if (co_await write_all(socket_, welcome)) co_return false;
 
+  // In transaction mode a login like one already seen needs no server at all.
+  const bool transaction_mode = mode_of(pool_->settings()) == pool::pool_mode::transaction;
+  if (transaction_mode) {
+    if (auto profile = pool_->find_login_profile(startup_settings_)) {
+      params_ = std::move(profile->session);
+      co_return co_await welcome_client(profile->reported);
+    }
+  }
+
   // The client's session is what a server reports, overridden by its startup settings. A
   // server is needed once to learn those values and to check that PostgreSQL accepts the
   // client's settings, as it would have at a direct login.
@@ -259,8 +268,17 @@ awaitable<bool> client_session::log_in() {
     pool::record_sync(params_, server_->params);
   }
 
+  const auto reported_copy = reported;  // the server goes back to the pool below
+  if (transaction_mode) {
+    pool_->remember_login_profile(startup_settings_, {reported_copy, params_});
+    give_back_server(true, "login done");
+  }
+  co_return co_await welcome_client(reported_copy);
+}
+
+awaitable<bool> client_session::welcome_client(const pool::session_params& reported) {
   cancel_key_ = context_.cancels.enroll();
-  welcome.clear();
+  std::string welcome;
   for (const auto& [name, entry] : reported.entries()) {
     auto value = params_.get(name);
     protocol::append_parameter_status(welcome, name, value ? *value : entry.value);
@@ -268,10 +286,7 @@ awaitable<bool> client_session::log_in() {
   protocol::append_backend_key_data(welcome, {static_cast<std::int32_t>(cancel_key_->process_id),
                                               static_cast<std::int32_t>(cancel_key_->secret_key)});
   protocol::append_ready_for_query(welcome, 'I');
-  if (mode_of(pool_->settings()) == pool::pool_mode::transaction)
-    give_back_server(true, "login done");
-  if (co_await write_all(socket_, welcome)) co_return false;
-  co_return true;
+  co_return !co_await write_all(socket_, welcome);
 }
 
 awaitable<bool> client_session::lease_server() {

@@ -51,6 +51,9 @@ class client_session : public std::enable_shared_from_this<client_session> {
   enum class startup_step { proceed, done };
   awaitable<startup_step> read_startup();
   awaitable<bool> log_in();
+  // ParameterStatus for each name a fresh server reports, with the client's values, then
+  // sluice's BackendKeyData and ReadyForQuery.
+  awaitable<bool> welcome_client(const pool::session_params& reported);
   awaitable<void> serve();
   enum class idle_read { data, closed, timed_out };
   // Waits for more bytes from a client that holds no server, up to client_idle_timeout.

@@ -148,6 +148,7 @@ awaitable<void> server_pool::open_one(pool::server_id id) {
   {
     std::lock_guard lock(mutex_);
     if (outcome && !stopping_) {
+      forget_profiles_if_defaults_changed(server->params_at_login);
       idle_.emplace(id, std::move(server));
       apply_locked(fsm_.on_open_succeeded(id, pool::clock::now()), fx);
     } else {
@@ -194,6 +195,33 @@ awaitable<void> server_pool::janitor() {
     janitor_timer_.expires_at(next);
     co_await janitor_timer_.async_wait(use_nothrow);
   }
+}
+
+std::optional<server_pool::login_profile> server_pool::find_login_profile(
+    const startup_settings& settings) const {
+  std::lock_guard lock(mutex_);
+  auto it = login_profiles_.find(settings);
+  if (it == login_profiles_.end()) return std::nullopt;
+  return it->second;
+}
+
+void server_pool::remember_login_profile(const startup_settings& settings, login_profile profile) {
+  constexpr std::size_t max_profiles = 256;  // distinct startup packets seen; a bound, not a cache
+  std::lock_guard lock(mutex_);
+  if (login_profiles_.size() >= max_profiles) login_profiles_.clear();
+  login_profiles_.insert_or_assign(settings, std::move(profile));
+}
+
+void server_pool::forget_profiles_if_defaults_changed(const pool::session_params& reported) {
+  bool same = reported.size() == profile_basis_.size();
+  for (const auto& [name, entry] : reported.entries()) {
+    if (!same) break;
+    auto known = profile_basis_.get(name);
+    same = known && *known == entry.value;
+  }
+  if (same) return;
+  login_profiles_.clear();
+  profile_basis_ = reported;
 }
 
 void server_pool::adopt(server_connection& server, const asio::any_io_executor& executor) {

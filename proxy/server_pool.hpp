@@ -7,6 +7,7 @@
 // the lock and carried out (wake-ups posted, connections spawned, sockets closed) after it.
 // A waiting client sleeps on a timer bound to its own strand; a grant moves the server into
 // the waiter's slot and posts a cancel of that timer to the waiter's strand.
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -56,6 +57,18 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
 
   pool::server_pool_fsm::stats snapshot() const;
 
+  // What a login with these exact startup settings resolved to last time, so the next one
+  // needs no server: the ParameterStatus list a fresh server reports, and the client's session
+  // after its settings were applied (PostgreSQL's canonical spellings). Forgotten whenever a
+  // new server reports different defaults (ALTER ROLE ... SET, a reconfigured PostgreSQL).
+  struct login_profile {
+    pool::session_params reported;
+    pool::session_params session;
+  };
+  using startup_settings = std::vector<std::pair<std::string, std::string>>;
+  std::optional<login_profile> find_login_profile(const startup_settings& settings) const;
+  void remember_login_profile(const startup_settings& settings, login_profile profile);
+
  private:
   struct waiter_slot;
   struct effects;
@@ -67,6 +80,7 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
   awaitable<bool> verify(server_connection& server, bool needs_ping);
   // Moves a leased server's socket onto the leasing session's context.
   static void adopt(server_connection& server, const asio::any_io_executor& executor);
+  void forget_profiles_if_defaults_changed(const pool::session_params& reported);  // under mutex_
   void close_server(std::unique_ptr<server_connection> server, std::string_view reason);
 
   worker_set& workers_;
@@ -82,6 +96,8 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
   std::unordered_map<pool::waiter_id, std::shared_ptr<waiter_slot>> waiters_;
   pool::waiter_id next_waiter_ = 1;
   bool stopping_ = false;
+  std::map<startup_settings, login_profile> login_profiles_;
+  pool::session_params profile_basis_;  // the defaults the profiles were made against
   asio::steady_timer janitor_timer_;
 };
 
