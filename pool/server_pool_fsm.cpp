@@ -48,7 +48,12 @@ bool server_pool_fsm::needs_ping(const slot& s, time_point now) const {
 
 // LIFO, skipping servers past recycle while a younger one is idle: the old one would only be
 // closed on release, costing a connect later that a young one does not.
-server_id server_pool_fsm::pick_idle(time_point now) const {
+server_id server_pool_fsm::pick_idle(time_point now,
+                                     const std::function<bool(server_id)>& prefer) const {
+  if (prefer) {
+    for (auto it = idle_.rbegin(); it != idle_.rend(); ++it)
+      if (!past_recycle(slots_.at(*it), now) && prefer(*it)) return *it;
+  }
   for (auto it = idle_.rbegin(); it != idle_.rend(); ++it) {
     if (!past_recycle(slots_.at(*it), now)) return *it;
   }
@@ -100,14 +105,15 @@ void server_pool_fsm::enqueue(waiter_id w, std::uint64_t seq, time_point since) 
   waiter_seq_.emplace(w, seq);
 }
 
-server_pool_fsm::acquire_result server_pool_fsm::acquire(waiter_id w, time_point now) {
+server_pool_fsm::acquire_result server_pool_fsm::acquire(
+    waiter_id w, time_point now, const std::function<bool(server_id)>& prefer) {
   now = advance(now);
   using kind = acquire_result::kind;
   if (waiter_seq_.contains(w)) return {kind::queued, 0, false, next_wakeup(now)};
 
   const std::uint64_t seq = next_seq_++;
   if (waiters_.empty() && !idle_.empty()) {
-    const server_id id = pick_idle(now);
+    const server_id id = pick_idle(now, prefer);
     const bool ping = needs_ping(slots_.at(id), now);
     hand_out(id, w, seq, now, now);
     return {kind::granted, id, ping, next_wakeup(now)};

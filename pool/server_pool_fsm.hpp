@@ -22,6 +22,7 @@
 // capacity and outside connect backoff. So after any call no server sits idle while a client
 // waits, and the daemon's timer only has to call tick() at `next_wakeup`.
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <unordered_map>
@@ -59,7 +60,10 @@ class server_pool_fsm {
     // When tick() is next due (a waiter's timeout, an overflow or backoff moment, ...).
     std::optional<time_point> next_wakeup;
   };
-  acquire_result acquire(waiter_id waiter, time_point now);
+  // `prefer`, when given, picks among idle servers first (the daemon prefers a server whose
+  // socket already lives on the caller's thread); otherwise the most recently idle one.
+  acquire_result acquire(waiter_id waiter, time_point now,
+                         const std::function<bool(server_id)>& prefer = {});
 
   // The client vanished while queued. No-op when it is not queued (e.g. already granted: then
   // the daemon owns the server and must release() it).
@@ -146,7 +150,7 @@ class server_pool_fsm {
   void open_slots(time_point now, decisions& out);
   std::optional<time_point> next_wakeup(time_point now) const;
 
-  server_id pick_idle(time_point now) const;
+  server_id pick_idle(time_point now, const std::function<bool(server_id)>& prefer = {}) const;
   bool needs_ping(const slot& s, time_point now) const;
   bool past_recycle(const slot& s, time_point now) const;
   void hand_out(server_id id, waiter_id w, std::uint64_t seq, time_point since, time_point now);

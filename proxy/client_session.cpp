@@ -470,22 +470,23 @@ awaitable<void> client_session::wait_for_cancels() {
 }
 
 awaitable<client_session::idle_read> client_session::read_idle_client() {
-  auto space = in_.prepare(4096);
+  // Wait for readiness first and only then take a buffer: an idle client holds no buffer
+  // memory, which is most of what ten thousand idle clients would otherwise cost.
   const auto limit = pool_->settings().client_idle_timeout;
   if (!limit) {
-    auto [ec, n] =
-        co_await socket_.async_read_some(asio::buffer(space.data(), space.size()), use_nothrow);
+    auto [ec] = co_await socket_.async_wait(tcp::socket::wait_read, use_nothrow);
     if (ec) co_return idle_read::closed;
-    in_.commit(n);
-    co_return idle_read::data;
+  } else {
+    using namespace asio::experimental::awaitable_operators;
+    asio::steady_timer deadline(socket_.get_executor(), *limit);
+    auto winner = co_await (socket_.async_wait(tcp::socket::wait_read, use_nothrow) ||
+                            deadline.async_wait(use_nothrow));
+    if (winner.index() == 1) co_return idle_read::timed_out;
+    if (std::get<0>(std::get<0>(winner))) co_return idle_read::closed;
   }
-  using namespace asio::experimental::awaitable_operators;
-  asio::steady_timer deadline(socket_.get_executor(), *limit);
-  auto winner =
-      co_await (socket_.async_read_some(asio::buffer(space.data(), space.size()), use_nothrow) ||
-                deadline.async_wait(use_nothrow));
-  if (winner.index() == 1) co_return idle_read::timed_out;
-  auto [ec, n] = std::get<0>(winner);
+  auto space = in_.prepare(4096);
+  auto [ec, n] =
+      co_await socket_.async_read_some(asio::buffer(space.data(), space.size()), use_nothrow);
   if (ec) co_return idle_read::closed;
   in_.commit(n);
   co_return idle_read::data;

@@ -229,12 +229,10 @@ void server_pool::adopt(server_connection& server, const asio::any_io_executor& 
   // Re-register the descriptor with the session's own context: from now on its reads and
   // writes complete on the session's thread. Nothing is pending on an idle server.
   error_code ec;
-  const auto endpoint = server.socket.local_endpoint(ec);
-  if (ec) return;  // a broken socket: verify() finds it dead
   const auto fd = server.socket.release(ec);
-  if (ec) return;
+  if (ec) return;  // a broken socket: verify() finds it dead
   tcp::socket moved(executor);
-  moved.assign(endpoint.protocol(), fd, ec);
+  moved.assign(server.endpoint.protocol(), fd, ec);
   if (ec) {
     ::close(fd);
     return;
@@ -265,7 +263,10 @@ awaitable<lease_result> server_pool::acquire() {
     std::lock_guard lock(mutex_);
     if (stopping_) co_return lease_result{nullptr, lease_result::failure::stopping, {}};
     id = next_waiter_++;
-    const auto decided = fsm_.acquire(id, pool::clock::now());
+    const auto decided = fsm_.acquire(id, pool::clock::now(), [&](pool::server_id server) {
+      auto it = idle_.find(server);
+      return it != idle_.end() && it->second->socket.get_executor() == executor;
+    });
     using kind = pool::server_pool_fsm::acquire_result::kind;
     if (decided.what == kind::granted) {
       slot->granted = std::move(idle_.extract(decided.server).mapped());
