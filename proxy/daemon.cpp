@@ -1,5 +1,6 @@
 #include "proxy/daemon.hpp"
 
+#include <functional>
 #include <thread>
 #include <vector>
 
@@ -90,6 +91,17 @@ int run_daemon(const config::settings& settings, std::shared_ptr<spdlog::logger>
     pools.stop_all();
     workers.stop();
   });
+  // SIGHUP must not kill the daemon (its default action): a live reload is not implemented
+  // yet, so say so and keep serving with the config it has.
+  asio::signal_set hangups(io, SIGHUP);
+  std::function<void(error_code, int)> on_hangup = [&](error_code ec, int) {
+    if (ec) return;
+    log->warn(
+        "SIGHUP received: reloading the config is not supported yet; restart sluice to "
+        "apply changes (still serving with the config it started with)");
+    hangups.async_wait(on_hangup);
+  };
+  hangups.async_wait(on_hangup);
 
   workers.run();
   log->info("sluice stopped");
