@@ -82,6 +82,8 @@ awaitable<void> client_session::run() {
   }
   if (proceed) {
     logged_in_ = true;
+    // Needed only to log in; ten thousand idle clients should not keep them.
+    std::vector<std::pair<std::string, std::string>>().swap(startup_settings_);
     log.info("client logged in addr={} db={} user={}", peer_, database_, user_);
     co_await serve();
   }
@@ -420,11 +422,16 @@ awaitable<void> client_session::serve() {
     relay_limits limits{
         pool_->settings().query_timeout, pool_->settings().idle_transaction_timeout,
         mode == pool::pool_mode::session ? pool_->settings().client_idle_timeout : std::nullopt};
-    relay link(socket_, in_, *server_, mode, params_, max_message, std::move(statements), limits);
-    const auto end = co_await link.run();
+    // On the heap for the length of the lease only: the coroutine frame of an idle client
+    // then holds a pointer, not the relay's buffers and state.
+    auto link = std::make_unique<relay>(socket_, in_, *server_, mode, params_, max_message,
+                                        std::move(statements), limits);
+    const auto end = co_await link->run();
     context_.cancels.set_target(*cancel_key_, std::nullopt);
     co_await wait_for_cancels();
-    last_link_ = link.link();
+    last_link_ = link->link();
+    const bool server_said_fatal = link->server_reported_fatal();
+    link.reset();
     switch (end) {
       case relay_end::released:
         give_back_server(true, "transaction done");
@@ -433,7 +440,7 @@ awaitable<void> client_session::serve() {
         if (end_reason_.empty()) end_reason_ = "client closed the connection";
         co_return;  // run() cleans the server up
       case relay_end::server_gone:
-        if (!link.server_reported_fatal()) {
+        if (!server_said_fatal) {
           co_await fail("08006", "server closed the connection unexpectedly");
         } else {
           end_reason_ = "server sent FATAL";
