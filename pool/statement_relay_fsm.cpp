@@ -233,13 +233,40 @@ void statement_relay_fsm::on_unnamed_parse(std::string_view query, std::span<con
 }
 
 bool statement_relay_fsm::must_wait_for_replies(char type, std::span<const char> body) const {
-  if (type != 'P' || pending_.empty()) return false;
-  auto parse = protocol::decode_parse(body);
-  if (!parse || parse->name.empty()) return false;
+  if (pending_.empty()) return false;
+  // The statement name the message depends on: a Parse's own, or the one a Bind, a
+  // Describe('S') or a Close('S') refers to.
+  std::string_view name;
+  if (type == 'P') {
+    auto parse = protocol::decode_parse(body);
+    if (parse) name = parse->name;
+  } else if (type == 'B') {
+    auto bind = protocol::decode_bind(body);
+    if (bind) name = bind->statement;
+  } else if (type == 'D') {
+    if (auto describe = protocol::decode_describe(body); describe && describe->kind == 'S')
+      name = describe->name;
+  } else if (type == 'C') {
+    if (auto close = protocol::decode_close(body); close && close->kind == 'S') name = close->name;
+  }
+  std::string command_name;  // a DEALLOCATE's or EXECUTE's, which outlives `body` checks below
+  if (type == 'Q') {
+    auto query = protocol::decode_query(body);
+    if (!query) return false;
+    auto command = protocol::classify_sql_command(query->sql);
+    using cmd = protocol::sql_command::kind;
+    if (command.what != cmd::deallocate && command.what != cmd::execute) return false;
+    command_name = std::move(command.name);
+    name = command_name;
+  }
+  if (name.empty()) return false;
   bool unconfirmed = false;
   for (const auto& entry : pending_) {
-    if ((entry.what == kind::parse || entry.what == kind::parse_answered) &&
-        entry.client_name == parse->name)
+    // A DISCARD ALL still in flight decides every name (unless it fails in a transaction).
+    if (entry.what == kind::discard_all) return true;
+    if ((entry.what == kind::parse || entry.what == kind::parse_answered ||
+         entry.what == kind::close_statement) &&
+        entry.client_name == name)
       unconfirmed = true;
     else if (unconfirmed && entry.request == 'S')
       return true;

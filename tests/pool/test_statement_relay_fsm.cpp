@@ -1155,12 +1155,10 @@ TEST_CASE("statement_relay_fsm: a skipped Close does not restore a statement who
 //   batches): PostgreSQL says 26000 prepared statement "a" does not exist; through sluice the
 //   Bind names sluice_<id>, which the server also lacks: 26000 prepared statement
 //   "sluice_<id>" does not exist — or, if the statement was on the server already, BindComplete.
-// must_wait_for_replies holds back only a Parse of a name whose earlier Parse is unconfirmed
-// (tested below); a Bind, Describe or DEALLOCATE of that name goes ahead on the tentative state.
-// In pool/statement_relay_fsm.cpp, must_wait_for_replies (`if (type != 'P' ...) return false`)
-// and handle_client_message; the header promises exact replies "across pipelines".
+// must_wait_for_replies holds back a Parse, Bind, Describe, Close or DEALLOCATE naming a
+// statement whose Parse or Close, in a batch already closed by its Sync, is still unconfirmed.
 TEST_CASE("statement_relay_fsm: a pipelined batch sees only what PostgreSQL kept",
-          "[pool][statements][relay_fsm][!mayfail]") {
+          "[pool][statements][relay_fsm]") {
   struct row {
     const char* what;
     std::string request;
@@ -1551,7 +1549,7 @@ TEST_CASE("statement_relay_fsm: other simple queries pass through",
 // In pool/statement_relay_fsm.cpp, on_server_message: `client_.clear(); server_.clear();` on
 // "DISCARD ALL". Rare: drivers wait for a simple Query's ReadyForQuery before the next message.
 TEST_CASE("statement_relay_fsm: a Parse pipelined after DISCARD ALL survives it",
-          "[pool][statements][relay_fsm][!mayfail]") {
+          "[pool][statements][relay_fsm]") {
   world w;
   model_backend pg;
   const std::string request = fe::query("DISCARD ALL") + fe::parse("s1", "SELECT 1") + fe::sync();
@@ -2105,7 +2103,7 @@ TEST_CASE("statement_relay_fsm: asynchronous messages anywhere are forwarded in 
   // error, DEALLOCATE: every kind of replaced and swallowed reply.
   const std::string request = fe::parse("a", "SELECT 2") + fe::bind("s1") + fe::execute() +
                               fe::sync() + fe::bind("nope") + fe::sync() +
-                              fe::query("DEALLOCATE a");
+                              fe::query("DEALLOCATE s1");
   const std::string expected =
       "1 2 D C[SELECT 1] Z E[26000 prepared statement \"nope\" does "
       "not exist] Z C[DEALLOCATE] Z";
