@@ -78,6 +78,18 @@ void statement_relay_fsm::forward(char type, std::span<const char> wire, stateme
   pending_.push_back({kind::plain, type, std::move(statement), {}, {}});
 }
 
+void statement_relay_fsm::add_to_server(const statement_ptr& statement,
+                                        protocol::output_segments& out) {
+  // Room is made first: each statement the cache drops is closed on the server, and its
+  // CloseComplete swallowed.
+  for (auto& evicted : server_.insert(statement)) {
+    const auto start = out.arena().size();
+    protocol::append_close(out.arena(), 'S', evicted->server_name);
+    out.owned_from(start);
+    pending_.push_back({kind::evict_close, 'C', std::move(evicted), {}, {}});
+  }
+}
+
 void statement_relay_fsm::send_parse(const statement_ptr& statement, kind what,
                                      std::string client_name, protocol::output_segments& out) {
   if (server_.take_stale(statement->id)) {
@@ -86,12 +98,7 @@ void statement_relay_fsm::send_parse(const statement_ptr& statement, kind what,
     out.owned_from(start);
     pending_.push_back({kind::stale_close, 'C', statement, {}, {}});
   }
-  for (auto& evicted : server_.insert(statement)) {
-    const auto start = out.arena().size();
-    protocol::append_close(out.arena(), 'S', evicted->server_name);
-    out.owned_from(start);
-    pending_.push_back({kind::evict_close, 'C', std::move(evicted), {}, {}});
-  }
+  add_to_server(statement, out);
   const auto start = out.arena().size();
   out.arena().append(statement->parse_message);
   out.owned_from(start);
@@ -315,12 +322,7 @@ void statement_relay_fsm::on_query(std::span<const char> body, std::span<const c
         server_.touch(statement->id);
         return send_query("", {kind::deallocate, 'Q', nullptr, {}, "PREPARE"}, out);
       }
-      for (auto& evicted : server_.insert(statement)) {
-        const auto start = out.arena().size();
-        protocol::append_close(out.arena(), 'S', evicted->server_name);
-        out.owned_from(start);
-        pending_.push_back({kind::evict_close, 'C', std::move(evicted), {}, {}});
-      }
+      add_to_server(statement, out);
       ++counters_.server_parses;
       return send_query(statement->prepare_sql,
                         {kind::sql_prepare, 'Q', statement, command.name, {}}, out);
@@ -336,12 +338,7 @@ void statement_relay_fsm::on_query(std::span<const char> body, std::span<const c
         server_.touch(statement->id);
         return send_query(execute, {kind::plain, 'Q', statement, {}, {}}, out);
       }
-      for (auto& evicted : server_.insert(statement)) {
-        const auto start = out.arena().size();
-        protocol::append_close(out.arena(), 'S', evicted->server_name);
-        out.owned_from(start);
-        pending_.push_back({kind::evict_close, 'C', std::move(evicted), {}, {}});
-      }
+      add_to_server(statement, out);
       ++counters_.server_parses;
       // The newline ends a trailing "--" comment in the definition.
       return send_query(statement->prepare_sql + "\n; " + execute,

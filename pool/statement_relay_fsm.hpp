@@ -113,6 +113,7 @@ class statement_relay_fsm {
 
   void handle_client_message(char type, std::span<const char> body, std::span<const char> wire,
                              protocol::output_segments& out);
+  void add_to_server(const statement_ptr& statement, protocol::output_segments& out);
   void ensure_on_server(const statement_ptr& statement, protocol::output_segments& out);
   void send_parse(const statement_ptr& statement, kind what, std::string client_name,
                   protocol::output_segments& out);

@@ -104,15 +104,22 @@ void relay::note_client_message(char type) {
   }
 }
 
+// The rest of a message whose header was already dealt with, as far as `bytes` holds it:
+// forwarded by byte count (or dropped), never looked at. Returns the bytes taken.
+std::size_t relay::pass_through(std::span<const char> bytes, std::size_t& remaining,
+                                bool forwarding, protocol::output_segments& out) {
+  const auto n = std::min(remaining, bytes.size());
+  if (forwarding) out.add_view(bytes.first(n));
+  remaining -= n;
+  return n;
+}
+
 relay::scan_result relay::scan_client(std::span<const char> bytes, protocol::output_segments& out) {
   scan_result result;
   std::size_t pos = 0;
   while (pos < bytes.size()) {
     if (client_remaining_ > 0) {
-      const auto n = std::min(client_remaining_, bytes.size() - pos);
-      if (client_forwarding_) out.add_view(bytes.subspan(pos, n));
-      pos += n;
-      client_remaining_ -= n;
+      pos += pass_through(bytes.subspan(pos), client_remaining_, client_forwarding_, out);
       continue;
     }
     const auto header = protocol::peek_header(bytes.subspan(pos), max_message_size_);
@@ -185,10 +192,7 @@ relay::scan_result relay::scan_server(std::span<const char> bytes, protocol::out
   std::size_t pos = 0;
   while (pos < bytes.size()) {
     if (server_remaining_ > 0) {
-      const auto n = std::min(server_remaining_, bytes.size() - pos);
-      if (server_forwarding_) out.add_view(bytes.subspan(pos, n));
-      pos += n;
-      server_remaining_ -= n;
+      pos += pass_through(bytes.subspan(pos), server_remaining_, server_forwarding_, out);
       continue;
     }
     const auto header = protocol::peek_header(bytes.subspan(pos), max_message_size_);

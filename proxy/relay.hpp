@@ -81,6 +81,8 @@ class relay {
   scan_result scan_client(std::span<const char> bytes, protocol::output_segments& out);
   scan_result scan_server(std::span<const char> bytes, protocol::output_segments& out);
   void note_client_message(char type);
+  static std::size_t pass_through(std::span<const char> bytes, std::size_t& remaining,
+                                  bool forwarding, protocol::output_segments& out);
   void on_server_message(char type, std::span<const char> body);
   awaitable<error_code> write_segments(tcp::socket& socket, const protocol::output_segments& out,
                                        std::vector<asio::const_buffer>& buffers);
