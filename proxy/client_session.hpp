@@ -56,6 +56,7 @@ class client_session : public std::enable_shared_from_this<client_session> {
   awaitable<bool> welcome_client(const pool::session_params& reported);
   awaitable<void> serve();
   enum class idle_read { data, closed, timed_out };
+  static constexpr std::size_t idle_read_size = 512;
   // Waits for more bytes from a client that holds no server, up to client_idle_timeout.
   awaitable<idle_read> read_idle_client();
   // Holds the server while a cancel for this client is still being delivered.

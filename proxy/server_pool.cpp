@@ -118,8 +118,10 @@ void server_pool::carry_out(effects& fx) {
         asio::detached);
   }
   for (auto& server : fx.closes) close_server(std::move(server), fx.close_reason);
-  if (fx.next_wakeup) {
-    // Wake the janitor early when the fsm needs it sooner than its regular beat.
+  // Wake the janitor early only when the fsm needs it sooner than it is already due: the
+  // janitor usually lives on another thread, and waking it costs that thread a system call.
+  if (fx.next_wakeup &&
+      fx.next_wakeup->time_since_epoch().count() < janitor_due_.load(std::memory_order_relaxed)) {
     asio::post(janitor_timer_.get_executor(), [self = shared_from_this(), at = *fx.next_wakeup] {
       if (at < self->janitor_timer_.expiry()) self->janitor_timer_.cancel();
     });
@@ -193,6 +195,7 @@ awaitable<void> server_pool::janitor() {
     auto next = pool::clock::now() + beat;
     if (fx.next_wakeup && *fx.next_wakeup < next) next = *fx.next_wakeup;
     janitor_timer_.expires_at(next);
+    janitor_due_.store(next.time_since_epoch().count(), std::memory_order_relaxed);
     co_await janitor_timer_.async_wait(use_nothrow);
   }
 }

@@ -7,6 +7,7 @@
 // the lock and carried out (wake-ups posted, connections spawned, sockets closed) after it.
 // A waiting client sleeps on a timer bound to its own strand; a grant moves the server into
 // the waiter's slot and posts a cancel of that timer to the waiter's strand.
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -99,6 +100,8 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
   std::map<startup_settings, login_profile> login_profiles_;
   pool::session_params profile_basis_;  // the defaults the profiles were made against
   asio::steady_timer janitor_timer_;
+  // When the janitor will next run (steady_clock ticks), readable from any thread.
+  std::atomic<pool::clock::rep> janitor_due_{0};
 };
 
 }  // namespace sluice::proxy
