@@ -80,6 +80,14 @@ void statement_relay_fsm::forward(char type, std::span<const char> wire, stateme
 
 void statement_relay_fsm::add_to_server(const statement_ptr& statement,
                                         protocol::output_segments& out) {
+  // A stale statement (its plan was refused) is still on the server under its name: close it
+  // before preparing it again.
+  if (server_.take_stale(statement->id)) {
+    const auto start = out.arena().size();
+    protocol::append_close(out.arena(), 'S', statement->server_name);
+    out.owned_from(start);
+    pending_.push_back({kind::stale_close, 'C', statement, {}, {}});
+  }
   // Room is made first: each statement the cache drops is closed on the server, and its
   // CloseComplete swallowed.
   for (auto& evicted : server_.insert(statement)) {
@@ -92,12 +100,6 @@ void statement_relay_fsm::add_to_server(const statement_ptr& statement,
 
 void statement_relay_fsm::send_parse(const statement_ptr& statement, kind what,
                                      std::string client_name, protocol::output_segments& out) {
-  if (server_.take_stale(statement->id)) {
-    const auto start = out.arena().size();
-    protocol::append_close(out.arena(), 'S', statement->server_name);
-    out.owned_from(start);
-    pending_.push_back({kind::stale_close, 'C', statement, {}, {}});
-  }
   add_to_server(statement, out);
   const auto start = out.arena().size();
   out.arena().append(statement->parse_message);

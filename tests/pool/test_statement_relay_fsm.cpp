@@ -1775,7 +1775,7 @@ TEST_CASE("statement_relay_fsm: protocol and SQL statements share one namespace"
 //   EXECUTE p → PostgreSQL: rows; sluice: 0A000 again, for as long as the server keeps it.
 // In pool/statement_relay_fsm.cpp, on_server_message: mark_stale only for `entry.request == 'B'`.
 TEST_CASE("statement_relay_fsm: an EXECUTE refused for a changed plan can recover",
-          "[pool][statements][relay_fsm][sql_prepare][!mayfail]") {
+          "[pool][statements][relay_fsm][sql_prepare]") {
   world w;
   model_backend pg;
   const auto prepare = fe::query("PREPARE p AS SELECT 1");
