@@ -2,11 +2,15 @@
 
 #include <fmt/format.h>
 
+#include <thread>
+
 #include "pool/local_parse_answer.hpp"
 #include "protocol/backend_messages.hpp"
 #include "protocol/framing.hpp"
+#include "protocol/frontend_messages.hpp"
 #include "protocol/message_types.hpp"
 #include "protocol/startup.hpp"
+#include "proxy/admin_console.hpp"
 #include "proxy/client_auth.hpp"
 #include "proxy/message_io.hpp"
 #include "proxy/relay.hpp"
@@ -85,7 +89,11 @@ awaitable<void> client_session::run() {
     // Needed only to log in; ten thousand idle clients should not keep them.
     std::vector<std::pair<std::string, std::string>>().swap(startup_settings_);
     log.info("client logged in addr={} db={} user={}", peer_, database_, user_);
-    co_await serve();
+    if (admin_) {
+      co_await serve_admin();
+    } else {
+      co_await serve();
+    }
   }
 
   if (server_) co_await leave_server_clean();
@@ -207,6 +215,24 @@ awaitable<bool> client_session::log_in() {
     case auth_outcome::disconnected:
       end_reason_ = "closed during authentication";
       co_return false;
+  }
+
+  if (database_ == admin_database && !settings.find_database(admin_database)) {
+    admin_ = true;
+    std::string ok;
+    protocol::append_authentication_ok(ok);
+    if (co_await write_all(socket_, ok)) co_return false;
+    pool::session_params reported;
+    for (const auto& [name, value] :
+         {std::pair<std::string_view, std::string_view>{"server_version", "15.0 (sluice)"},
+          {"server_encoding", "UTF8"},
+          {"client_encoding", "UTF8"},
+          {"DateStyle", "ISO, MDY"},
+          {"integer_datetimes", "on"},
+          {"standard_conforming_strings", "on"}})
+      reported.set(name, value);
+    params_ = reported;
+    co_return co_await welcome_client(reported);
   }
 
   database_settings_ = settings.find_database(database_);
@@ -500,6 +526,40 @@ awaitable<client_session::idle_read> client_session::read_idle_client() {
   if (ec) co_return idle_read::closed;
   in_.commit(n);
   co_return idle_read::data;
+}
+
+awaitable<void> client_session::serve_admin() {
+  constexpr std::uint32_t max_admin_message = 64 * 1024;
+  for (;;) {
+    auto read = co_await read_message(socket_, in_, read_kind::typed, max_admin_message);
+    if (read.error) co_return;
+    if (read.protocol_error) {
+      co_await fail("08P01", "invalid message length");
+      co_return;
+    }
+    const auto message = read.message;
+    if (message.type == protocol::frontend_type::terminate) {
+      end_reason_ = "client sent Terminate";
+      co_return;
+    }
+    if (message.type != protocol::frontend_type::query) {
+      co_await fail("0A000", "the sluice admin console speaks only the simple query protocol");
+      co_return;
+    }
+    auto query = protocol::decode_query(message.body);
+    const std::string sql = query ? std::string(query->sql) : std::string();
+    in_.consume(message.wire.size());
+
+    admin_snapshot snapshot;
+    for (const auto& pool : context_.pools.all())
+      snapshot.pools.push_back({pool->name(), pool->settings(), pool->snapshot()});
+    snapshot.clients = context_.clients.load();
+    snapshot.prepared_statements = context_.statements.size();
+    snapshot.workers = context_.settings.workers > 0
+                           ? context_.settings.workers
+                           : std::max(1u, std::thread::hardware_concurrency());
+    if (co_await write_all(socket_, answer_admin_query(sql, snapshot))) co_return;
+  }
 }
 
 awaitable<void> client_session::leave_server_clean() {

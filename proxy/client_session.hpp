@@ -55,6 +55,8 @@ class client_session : public std::enable_shared_from_this<client_session> {
   // sluice's BackendKeyData and ReadyForQuery.
   awaitable<bool> welcome_client(const pool::session_params& reported);
   awaitable<void> serve();
+  // The admin console (database "sluice"): read-only SHOW commands, no server involved.
+  awaitable<void> serve_admin();
   enum class idle_read { data, closed, timed_out };
   static constexpr std::size_t idle_read_size = 512;
   // Waits for more bytes from a client that holds no server, up to client_idle_timeout.
@@ -88,6 +90,7 @@ class client_session : public std::enable_shared_from_this<client_session> {
   pool::client_statement_map statements_;  // this client's prepared statement names
   pool::statement_counters statement_counters_;
   bool logged_in_ = false;
+  bool admin_ = false;  // logged in to the admin console
   std::string end_reason_ = "client closed the connection";
 };
 
