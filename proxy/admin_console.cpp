@@ -8,6 +8,8 @@
 #include <optional>
 
 #include "protocol/backend_messages.hpp"
+#include "proxy/pool_registry.hpp"
+#include "proxy/shared_statement_registry.hpp"
 
 namespace sluice::proxy {
 namespace {
@@ -57,6 +59,18 @@ class table {
 };
 
 }  // namespace
+
+admin_snapshot take_snapshot(const pool_registry& pools,
+                             const shared_statement_registry& statements, std::uint32_t clients,
+                             unsigned workers) {
+  admin_snapshot snapshot;
+  for (const auto& pool : pools.all())
+    snapshot.pools.push_back({pool->name(), pool->settings(), pool->snapshot()});
+  snapshot.clients = clients;
+  snapshot.prepared_statements = statements.size();
+  snapshot.workers = workers;
+  return snapshot;
+}
 
 std::string answer_admin_query(std::string_view sql, const admin_snapshot& snapshot) {
   std::string out;

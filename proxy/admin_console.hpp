@@ -30,6 +30,13 @@ struct admin_snapshot {
   unsigned workers = 0;
 };
 
+class pool_registry;
+class shared_statement_registry;
+// Reads the live counts (a short lock per pool).
+admin_snapshot take_snapshot(const pool_registry& pools,
+                             const shared_statement_registry& statements, std::uint32_t clients,
+                             unsigned workers);
+
 // The full reply to one simple Query: result rows or an ErrorResponse, then ReadyForQuery.
 std::string answer_admin_query(std::string_view sql, const admin_snapshot& snapshot);
 

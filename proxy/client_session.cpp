@@ -550,14 +550,10 @@ awaitable<void> client_session::serve_admin() {
     const std::string sql = query ? std::string(query->sql) : std::string();
     in_.consume(message.wire.size());
 
-    admin_snapshot snapshot;
-    for (const auto& pool : context_.pools.all())
-      snapshot.pools.push_back({pool->name(), pool->settings(), pool->snapshot()});
-    snapshot.clients = context_.clients.load();
-    snapshot.prepared_statements = context_.statements.size();
-    snapshot.workers = context_.settings.workers > 0
-                           ? context_.settings.workers
-                           : std::max(1u, std::thread::hardware_concurrency());
+    const auto snapshot = take_snapshot(
+        context_.pools, context_.statements, context_.clients.load(),
+        context_.settings.workers > 0 ? context_.settings.workers
+                                      : std::max(1u, std::thread::hardware_concurrency()));
     if (co_await write_all(socket_, answer_admin_query(sql, snapshot))) co_return;
   }
 }

@@ -8,6 +8,7 @@
 #include "proxy/cancel_directory.hpp"
 #include "proxy/client_session.hpp"
 #include "proxy/credentials.hpp"
+#include "proxy/metrics_endpoint.hpp"
 #include "proxy/pool_registry.hpp"
 #include "proxy/worker_set.hpp"
 
@@ -80,6 +81,32 @@ int run_daemon(const config::settings& settings, std::shared_ptr<spdlog::logger>
             settings.listen.port, worker_count, settings.databases.size(), settings.users.size());
 
   asio::co_spawn(io, accept_loop(acceptor, context, workers), asio::detached);
+
+  tcp::acceptor metrics(io);
+  if (settings.listen.metrics_port != 0) {
+    try {
+      const auto endpoint = listen_endpoint(
+          io,
+          {.host = settings.listen.host, .port = settings.listen.metrics_port, .metrics_port = 0});
+      metrics.open(endpoint.protocol());
+      metrics.set_option(tcp::acceptor::reuse_address(true));
+      metrics.bind(endpoint);
+      metrics.listen();
+    } catch (const std::exception& e) {
+      log->critical("cannot listen for metrics on {}:{}: {}", settings.listen.host,
+                    settings.listen.metrics_port, e.what());
+      return 1;
+    }
+    log->info("metrics on http://{}:{}/metrics", settings.listen.host,
+              settings.listen.metrics_port);
+    asio::co_spawn(
+        io,
+        serve_metrics(
+            metrics,
+            [&] { return take_snapshot(pools, statements, context.clients.load(), worker_count); },
+            log),
+        asio::detached);
+  }
   pools.warm_up();
 
   asio::signal_set signals(io, SIGINT, SIGTERM);
@@ -88,6 +115,7 @@ int run_daemon(const config::settings& settings, std::shared_ptr<spdlog::logger>
     log->info("signal {} received: shutting down", signal);
     error_code ignored;
     acceptor.close(ignored);
+    metrics.close(ignored);
     pools.stop_all();
     workers.stop();
   });

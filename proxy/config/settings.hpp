@@ -96,6 +96,7 @@ enum class auth_method {
 struct listen_settings {
   std::string host = "127.0.0.1";  // address to bind; "0.0.0.0" or "::" for all
   std::uint16_t port = 6432;
+  std::uint16_t metrics_port = 0;  // Prometheus metrics over HTTP on `host`; 0 = off
 
   bool operator==(const listen_settings&) const = default;
 };

@@ -389,7 +389,7 @@ TEST_CASE("loader: unknown keys at every level", "[config][loader]") {
       {"listen:\n  prot: 1\n",
        {"test.yaml:2:3: listen.prot: unknown key (did you mean \"port\"?)"}},
       {"listen:\n  address: x\n",
-       {"test.yaml:2:3: listen.address: unknown key (expected one of: host, port)"}},
+       {"test.yaml:2:3: listen.address: unknown key (expected one of: host, port, metrics_port)"}},
       {"pool:\n  timout: 1s\n",
        {"test.yaml:2:3: pool.timout: unknown key (did you mean \"timeout\"?)"}},
       {"users[]: 1\n", {"test.yaml:1:1: users[]: unknown key (did you mean \"users\"?)"}},
