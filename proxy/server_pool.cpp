@@ -185,15 +185,18 @@ awaitable<void> server_pool::open_one(pool::server_id id) {
 awaitable<void> server_pool::janitor() {
   constexpr auto beat = std::chrono::milliseconds(500);
   for (;;) {
-    effects fx;
-    {
-      std::lock_guard lock(mutex_);
-      if (stopping_) co_return;
-      apply_locked(fsm_.tick(pool::clock::now()), fx);
-    }
-    carry_out(fx);
     auto next = pool::clock::now() + beat;
-    if (fx.next_wakeup && *fx.next_wakeup < next) next = *fx.next_wakeup;
+    {
+      // Scoped: nothing it holds (waiters, servers) may live on across the wait below.
+      effects fx;
+      {
+        std::lock_guard lock(mutex_);
+        if (stopping_) co_return;
+        apply_locked(fsm_.tick(pool::clock::now()), fx);
+      }
+      carry_out(fx);
+      if (fx.next_wakeup && *fx.next_wakeup < next) next = *fx.next_wakeup;
+    }
     janitor_timer_.expires_at(next);
     janitor_due_.store(next.time_since_epoch().count(), std::memory_order_relaxed);
     co_await janitor_timer_.async_wait(use_nothrow);

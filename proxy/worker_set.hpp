@@ -16,10 +16,16 @@
 namespace sluice::proxy {
 
 class worker_set {
+  // io_context's shutdown() is protected; the set needs it to tear down in two phases.
+  struct context : asio::io_context {
+    using asio::execution_context::shutdown;
+    using asio::io_context::io_context;
+  };
+
  public:
   explicit worker_set(unsigned count) {
     for (unsigned i = 0; i < count; ++i) {
-      contexts_.push_back(std::make_unique<asio::io_context>(1));
+      contexts_.push_back(std::make_unique<context>(1));
       // A context with nothing to do yet must keep running: work is posted to it later.
       guards_.push_back(asio::make_work_guard(*contexts_.back()));
     }
@@ -46,8 +52,18 @@ class worker_set {
     for (auto& context : contexts_) context->stop();
   }
 
+  // Two phases: first every context drops its pending handlers (coroutine frames included),
+  // while all contexts still exist, because a frame on one may own a timer or socket of
+  // another; only then are the contexts destroyed.
+  ~worker_set() {
+    guards_.clear();
+    for (auto& context : contexts_) context->shutdown();
+  }
+  worker_set(const worker_set&) = delete;
+  worker_set& operator=(const worker_set&) = delete;
+
  private:
-  std::vector<std::unique_ptr<asio::io_context>> contexts_;
+  std::vector<std::unique_ptr<context>> contexts_;
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards_;
   std::atomic<std::size_t> next_{0};
 };
