@@ -169,8 +169,7 @@ TEST_CASE("sql_command: a statement named prepare", "[protocol][sql_command][!ma
 // server with the client's name, which the server never had: 26000 for a statement the client
 // did prepare.
 // Bug in protocol/sql_command.cpp, classify_sql_command: `if (first != 'd') return out;`
-TEST_CASE("sql_command: a leading comment does not hide the command",
-          "[protocol][sql_command]") {
+TEST_CASE("sql_command: a leading comment does not hide the command", "[protocol][sql_command]") {
   const auto r = GENERATE(values<row>({
       {"/* app=web */ DISCARD ALL", kind::discard_all, ""},
       {"-- pool reset\nDISCARD ALL", kind::discard_all, ""},
