@@ -965,3 +965,23 @@ class BackendSampler:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join(15)
+
+
+# The tpcb invariant after pgbench runs: every balance moved by a transaction shows up in
+# accounts, tellers, branches and the history alike, and history has one row per commit.
+PGBENCH_BOOKS_SQL = """
+    SELECT (SELECT sum(abalance) FROM pgbench_accounts),
+           (SELECT sum(tbalance) FROM pgbench_tellers),
+           (SELECT sum(bbalance) FROM pgbench_branches),
+           (SELECT coalesce(sum(delta), 0) FROM pgbench_history),
+           (SELECT count(*) FROM pgbench_history)
+"""
+
+
+def assert_pgbench_books_balance(test: unittest.TestCase, row: str, committed: int) -> None:
+    """`row` is PGBENCH_BOOKS_SQL's result as psql prints it (a|b|c|d|e)."""
+    accounts, tellers, branches, deltas, history_rows = map(int, row.split("|"))
+    test.assertEqual(accounts, tellers, row)
+    test.assertEqual(tellers, branches, row)
+    test.assertEqual(branches, deltas, row)
+    test.assertEqual(history_rows, committed, row)

@@ -27,18 +27,8 @@ class PgbenchTest(ProxyTestCase):
                          f"pgbench -i failed:\n{self.init.stdout}\n{self.init.stderr}")
 
     def assert_books_balance(self):
-        row = self.pg.psql("""
-            SELECT (SELECT sum(abalance) FROM pgbench_accounts),
-                   (SELECT sum(tbalance) FROM pgbench_tellers),
-                   (SELECT sum(bbalance) FROM pgbench_branches),
-                   (SELECT coalesce(sum(delta), 0) FROM pgbench_history),
-                   (SELECT count(*) FROM pgbench_history)
-        """)
-        accounts, tellers, branches, deltas, history_rows = map(int, row.split("|"))
-        self.assertEqual(accounts, tellers, row)
-        self.assertEqual(tellers, branches, row)
-        self.assertEqual(branches, deltas, row)
-        self.assertEqual(history_rows, type(self).committed, row)
+        harness.assert_pgbench_books_balance(
+            self, self.pg.psql(harness.PGBENCH_BOOKS_SQL), type(self).committed)
 
     def run_load(self, mode: str):
         # -n: no vacuum, which would truncate pgbench_history and so break the
