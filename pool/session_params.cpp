@@ -161,19 +161,37 @@ bool session_params::is_setting(std::string_view name) {
 
 void session_params::set(std::string_view name, std::string_view value) {
   if (auto it = entries_.find(name); it != entries_.end()) {
+    if (it->second.value == value) return;  // a repeated ParameterStatus changes nothing
     it->second.value.assign(value);
+    tracked_settings_stale_ = true;
     return;
   }
   entries_.emplace(std::string(name), entry{std::string(value), default_tracked(name)});
+  tracked_settings_stale_ = true;
 }
 
 void session_params::set_tracked(std::string_view name, std::string_view value) {
   if (!is_setting(name)) return;
+  tracked_settings_stale_ = true;
   if (auto it = entries_.find(name); it != entries_.end()) {
     it->second = entry{std::string(value), true};
     return;
   }
   entries_.emplace(std::string(name), entry{std::string(value), true});
+}
+
+const std::string& session_params::tracked_settings() const {
+  if (!tracked_settings_stale_) return tracked_settings_;
+  tracked_settings_.clear();
+  for (const auto& [name, e] : entries_) {
+    if (!e.tracked || !is_setting(name)) continue;
+    for (char c : name) tracked_settings_ += fold(c);
+    tracked_settings_ += '\0';
+    tracked_settings_ += e.value;
+    tracked_settings_ += '\0';
+  }
+  tracked_settings_stale_ = false;
+  return tracked_settings_;
 }
 
 std::optional<std::string_view> session_params::get(std::string_view name) const {
@@ -191,10 +209,15 @@ bool session_params::erase(std::string_view name) {
   auto it = entries_.find(name);
   if (it == entries_.end()) return false;
   entries_.erase(it);
+  tracked_settings_stale_ = true;
   return true;
 }
 
 std::string sync_sql(const session_params& client, const session_params& server) {
+  // Equal canonical strings mean every tracked client value is on the server verbatim and
+  // the server tracks nothing the client lacks: exactly the case where the loops below
+  // would produce nothing. The common case on a lease, so it is checked first.
+  if (client.tracked_settings() == server.tracked_settings()) return {};
   std::string sql;
   for (const auto& [name, e] : client.entries()) {
     if (!e.tracked || !session_params::is_setting(name)) continue;
@@ -212,6 +235,7 @@ std::string sync_sql(const session_params& client, const session_params& server)
 }
 
 void record_sync(const session_params& client, session_params& server) {
+  if (client.tracked_settings() == server.tracked_settings()) return;
   std::vector<std::string> reset;
   for (const auto& [name, e] : server.entries()) {
     if (e.tracked && session_params::is_setting(name) && !client.is_tracked(name))

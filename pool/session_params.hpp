@@ -56,8 +56,16 @@ class session_params {
   // False for startup-packet keys that are not settings and can never be SET.
   static bool is_setting(std::string_view name);
 
+  // The tracked settings as one canonical string: folded name, NUL, value, NUL, in name
+  // order. Two records with equal strings need no sync at all (see sync_sql), and comparing
+  // two strings is what a lease costs when nothing changed, instead of walking both maps.
+  // Rebuilt only after a change.
+  const std::string& tracked_settings() const;
+
  private:
   map entries_;
+  mutable std::string tracked_settings_;
+  mutable bool tracked_settings_stale_ = true;
 };
 
 // SQL that makes `server` match `client`, "" when nothing differs:

@@ -342,7 +342,12 @@ awaitable<bool> client_session::lease_server() {
 
   // Make the server's session match the client's before the client's bytes reach it.
   const auto sql = pool::sync_sql(params_, server_->params);
-  if (sql.empty()) co_return true;
+  if (sql.empty()) {
+    // Equal, perhaps only in meaning (a list spelled differently): record the client's
+    // spelling so the next lease takes the fast, exact comparison.
+    pool::record_sync(params_, server_->params);
+    co_return true;
+  }
   auto applied = co_await execute_internal(*server_, sql, internal_query_timeout,
                                            context_.settings.max_message_size);
   if (!applied) {

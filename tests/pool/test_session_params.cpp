@@ -189,3 +189,35 @@ TEST_CASE("after record_sync nothing differs", "[pool][session_params][sync_sql]
   CHECK(server.get("server_version") == "16.4");
   CHECK_FALSE(server.get("work_mem"));
 }
+
+TEST_CASE("tracked_settings is canonical and follows every change",
+          "[pool][session_params][sync_sql]") {
+  session_params client, server;
+  client.set_tracked("TimeZone", "UTC");
+  client.set("server_version", "15.4");  // untracked: never part of the string
+  server.set("timezone", "UTC");         // same setting, other spelling of the name
+  CHECK(client.tracked_settings() == server.tracked_settings());
+  CHECK(sync_sql(client, server).empty());
+
+  server.set("TimeZone", "Europe/Paris");  // a ParameterStatus after the string was built
+  CHECK(client.tracked_settings() != server.tracked_settings());
+  CHECK(sync_sql(client, server) == "SET \"TimeZone\" TO 'UTC'");
+  record_sync(client, server);
+  CHECK(client.tracked_settings() == server.tracked_settings());
+
+  server.set_tracked("statement_timeout", "5s");  // brought by another client
+  CHECK(sync_sql(client, server) == "RESET \"statement_timeout\"");
+  CHECK(server.erase("statement_timeout"));
+  CHECK(sync_sql(client, server).empty());
+}
+
+TEST_CASE("an equivalent list spelling is recorded so the next lease compares equal",
+          "[pool][session_params][sync_sql]") {
+  session_params client, server;
+  client.set_tracked("search_path", "$user,public");
+  server.set("search_path", "\"$user\", public");
+  CHECK(client.tracked_settings() != server.tracked_settings());
+  CHECK(sync_sql(client, server).empty());  // the same path: nothing to run
+  record_sync(client, server);
+  CHECK(client.tracked_settings() == server.tracked_settings());
+}
