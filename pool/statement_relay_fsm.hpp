@@ -21,12 +21,13 @@
 // State changes are tentative until their reply arrives: a Parse that fails, or that the server
 // skips after an earlier error, leaves no trace in the client's map or the server's cache.
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+
+#include <boost/container/deque.hpp>
 
 #include "pool/prepared_statement.hpp"
 #include "pool/server_statement_cache.hpp"
@@ -141,7 +142,8 @@ class statement_relay_fsm {
   intern_function intern_;
   intern_sql_function intern_sql_;
   statement_counters& counters_;
-  std::deque<pending> pending_;
+  // Boost's deque allocates nothing until used: most leases never queue a reply.
+  boost::container::deque<pending> pending_;
   // A batch failed before its Sync reached the fsm: drop the client's messages up to that
   // Sync, as PostgreSQL ignores them.
   bool dropping_until_sync_ = false;

@@ -41,6 +41,7 @@ class output_segments {
 
   // Builders append to arena(); owned_from(start) then turns what they appended into a segment.
   std::string& arena() { return arena_; }
+  std::size_t arena_capacity() const { return arena_.capacity(); }
   void owned_from(std::size_t start) {
     if (arena_.size() == start) return;
     if (!segments_.empty()) {

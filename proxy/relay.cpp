@@ -34,13 +34,18 @@ relay::relay(tcp::socket& client, byte_buffer& client_in, server_connection& ser
       client_params_(client_params),
       max_message_size_(max_message_size),
       limits_(limits),
-      progress_(client.get_executor()) {
+      scratch_(relay_scratch_pool::of(client.get_executor()).take(client.get_executor())),
+      loops_done_(client.get_executor()) {
   link_.tx_status = server.tx_status;
   busy_since_ = idle_since_ = std::chrono::steady_clock::now();
   if (limits_.any()) watchdog_timer_.emplace(client.get_executor());
   if (statements)
     statements_.emplace(statements->client, server.statements, std::move(statements->intern),
                         statements->counters, std::move(statements->intern_sql));
+}
+
+relay::~relay() {
+  relay_scratch_pool::of(client_.get_executor()).give_back(std::move(scratch_));
 }
 
 void relay::finish(relay_end why, tcp::socket& wake) {
@@ -54,25 +59,61 @@ void relay::finish(relay_end why, tcp::socket& wake) {
   error_code ignored;
   wake.cancel(ignored);
   if (watchdog_timer_) watchdog_timer_->cancel();
-  progress_.cancel();
+  if (client_waits_for_server_) scratch_->server_progress.try_send(error_code{});
+}
+
+bool relay::only_the_server_can_move() const {
+  // A request is complete and owed its ReadyForQuery, so the server will keep talking until
+  // then without needing the client: not in COPY FROM STDIN (the server waits for data) and
+  // not halfway through forwarding a message (the server waits for its rest).
+  return link_.outstanding_syncs > 0 && !link_.copy_in_progress && client_remaining_ == 0;
+}
+
+awaitable<void> relay::wait_for_server_progress() {
+  client_waits_for_server_ = true;
+  auto [ec] = co_await scratch_->server_progress.async_receive(use_nothrow);
+  client_waits_for_server_ = false;
 }
 
 awaitable<relay_end> relay::run() {
-  using namespace asio::experimental::awaitable_operators;
-  if (watchdog_timer_) {
-    co_await (client_to_server() && server_to_client() && watchdog());
-  } else {
-    co_await (client_to_server() && server_to_client());
+  // The server loop runs in this coroutine; the client loop (and the watchdog, when a limit
+  // is set) are spawned beside it and joined below. Cheaper per lease than a parallel group,
+  // which spawns every branch and allocates its own state and cancellation slots.
+  const auto executor = client_.get_executor();
+  auto spawn = [&](awaitable<void> loop) {
+    ++loops_running_;
+    asio::co_spawn(executor, std::move(loop), [this](std::exception_ptr error) {
+      if (error && !loop_error_) loop_error_ = error;
+      --loops_running_;
+      loops_done_.cancel();
+    });
+  };
+  spawn(client_to_server());
+  if (watchdog_timer_) spawn(watchdog());
+  try {
+    co_await server_to_client();
+  } catch (...) {
+    // Not rethrown yet: the spawned loops refer to this relay and must end first.
+    loop_error_ = std::current_exception();
+    finish(relay_end::server_gone, client_);
   }
+  // Each spawned loop ends promptly once finished_ is set: finish() woke it.
+  while (loops_running_ > 0) {
+    loops_done_.expires_at(asio::steady_timer::time_point::max());
+    co_await loops_done_.async_wait(use_nothrow);
+  }
+  if (loop_error_) std::rethrow_exception(loop_error_);
   co_return end_;
 }
 
 awaitable<error_code> relay::write_segments(tcp::socket& socket,
                                             const protocol::output_segments& out,
-                                            std::vector<asio::const_buffer>& buffers) {
+                                            relay_scratch::gather_list& buffers) {
   buffers.clear();
   out.for_each([&](const char* data, std::size_t size) { buffers.emplace_back(data, size); });
-  auto [ec, n] = co_await asio::async_write(socket, buffers, use_nothrow);
+  // A span, so the write operation copies two words rather than the list.
+  const std::span<const asio::const_buffer> gathered(buffers.data(), buffers.size());
+  auto [ec, n] = co_await asio::async_write(socket, gathered, use_nothrow);
   co_return ec;
 }
 
@@ -268,11 +309,12 @@ awaitable<void> relay::watchdog() {
 
 awaitable<void> relay::client_to_server() {
   while (!finished_) {
-    to_server_.clear();
-    const auto scanned = scan_client(client_in_.readable(), to_server_);
+    scratch_->to_server.clear();
+    const auto scanned = scan_client(client_in_.readable(), scratch_->to_server);
     if (scanned.consumed > 0) {
-      if (!to_server_.empty()) {
-        auto ec = co_await write_segments(server_.socket, to_server_, server_buffers_);
+      if (!scratch_->to_server.empty()) {
+        auto ec =
+            co_await write_segments(server_.socket, scratch_->to_server, scratch_->server_buffers);
         client_in_.consume(scanned.consumed);
         if (ec) {
           finish(relay_end::server_gone, server_.socket);
@@ -297,14 +339,19 @@ awaitable<void> relay::client_to_server() {
       co_return;
     }
     if (scanned.blocked) {
-      progress_.expires_after(std::chrono::milliseconds(100));
-      co_await progress_.async_wait(use_nothrow);
+      co_await wait_for_server_progress();
       continue;
     }
     if (scanned.stop) {  // Terminate: not forwarded, the server stays for the next client
       client_in_.consume(5);
       finish(relay_end::client_gone, server_.socket);
       co_return;
+    }
+    if (only_the_server_can_move()) {
+      // Any pipelined bytes wait in the socket: once this request's ReadyForQuery arrives the
+      // loop reads them, or, if the lease ends there, the session does.
+      co_await wait_for_server_progress();
+      continue;
     }
     auto space = client_in_.prepare(read_chunk);
     auto [ec, n] =
@@ -321,10 +368,10 @@ awaitable<void> relay::client_to_server() {
 awaitable<void> relay::server_to_client() {
   auto& in = server_.buffer;
   for (;;) {
-    to_client_.clear();
-    const auto scanned = scan_server(in.readable(), to_client_);
-    if (!to_client_.empty()) {
-      auto ec = co_await write_segments(client_, to_client_, client_buffers_);
+    scratch_->to_client.clear();
+    const auto scanned = scan_server(in.readable(), scratch_->to_client);
+    if (!scratch_->to_client.empty()) {
+      auto ec = co_await write_segments(client_, scratch_->to_client, scratch_->client_buffers);
       if (ec) {
         in.consume(scanned.consumed);
         finish(relay_end::client_gone, client_);
@@ -332,7 +379,8 @@ awaitable<void> relay::server_to_client() {
       }
     }
     in.consume(scanned.consumed);
-    if (scanned.consumed > 0 && statements_) progress_.cancel();
+    if (scanned.consumed > 0 && client_waits_for_server_)
+      scratch_->server_progress.try_send(error_code{});
     if (scanned.stop) {  // a release point: the client loop stops reading
       finish(relay_end::released, client_);
       co_return;

@@ -1,7 +1,8 @@
 #pragma once
 // The relay between one client and the server it holds, for the length of one lease.
 //
-// Flow: two loops run on the session's strand, one per direction.
+// Flow: two loops run on the session's thread, one per direction (the server loop in run()
+// itself, the client loop spawned beside it and joined before run() returns).
 //   client → server: read bytes, walk message headers (bodies are forwarded by byte count,
 //                    except the few the prepared-statement fsm rewrites), update the link state
 //                    *before* writing, write the result on in one gathered write.
@@ -14,6 +15,7 @@
 // once and its parked read is cancelled without losing bytes (they stay in the buffer).
 #include <chrono>
 #include <cstdint>
+#include <exception>
 #include <optional>
 #include <vector>
 
@@ -23,6 +25,7 @@
 #include "protocol/output_segments.hpp"
 #include "proxy/asio.hpp"
 #include "proxy/byte_buffer.hpp"
+#include "proxy/relay_scratch.hpp"
 #include "proxy/server_connection.hpp"
 
 namespace sluice::proxy {
@@ -58,6 +61,9 @@ class relay {
   relay(tcp::socket& client, byte_buffer& client_in, server_connection& server,
         pool::pool_mode mode, pool::session_params& client_params, std::uint32_t max_message_size,
         std::optional<statement_context> statements, relay_limits limits = {});
+  ~relay();
+  relay(const relay&) = delete;
+  relay& operator=(const relay&) = delete;
 
   awaitable<relay_end> run();
   const pool::link_state& link() const { return link_; }
@@ -85,7 +91,7 @@ class relay {
                                   bool forwarding, protocol::output_segments& out);
   void on_server_message(char type, std::span<const char> body);
   awaitable<error_code> write_segments(tcp::socket& socket, const protocol::output_segments& out,
-                                       std::vector<asio::const_buffer>& buffers);
+                                       relay_scratch::gather_list& buffers);
 
   tcp::socket& client_;
   byte_buffer& client_in_;
@@ -100,16 +106,26 @@ class relay {
   bool client_forwarding_ = true;     // ... and whether they go on or are dropped
   std::size_t server_remaining_ = 0;  // bytes of the current server message still to pass
   bool server_forwarding_ = true;
-  protocol::output_segments to_server_, to_client_;
-  std::vector<asio::const_buffer> server_buffers_, client_buffers_;
+  // Output lists, gather buffers and the server-progress channel, from this thread's pool.
+  std::unique_ptr<relay_scratch> scratch_;
   bool finished_ = false;
   relay_end end_ = relay_end::released;
   bool server_fatal_ = false;  // the server sent a FATAL/PANIC ErrorResponse
   relay_limits limits_;
   std::optional<asio::steady_timer> watchdog_timer_;
-  // The client loop sleeps on this while a message waits for owed replies; the server loop
-  // cancels it whenever it has matched replies.
-  asio::steady_timer progress_;
+  // The client loop sleeps on this instead of reading the client while only the server can
+  // move things on: a message waits for owed replies, or every request sent is complete and
+  // its ReadyForQuery is still to come. The server loop signals after each batch of replies
+  // it handled, and finish() signals too. Reading the client at such a time would cost a
+  // system call that finds nothing, and a cancelled read when the lease ends.
+  bool client_waits_for_server_ = false;
+  awaitable<void> wait_for_server_progress();
+  bool only_the_server_can_move() const;
+  // run() sleeps on this until the loops it spawned have ended; each one cancels it as it
+  // ends. An exception from any loop is kept here and rethrown once all have ended.
+  asio::steady_timer loops_done_;
+  int loops_running_ = 0;
+  std::exception_ptr loop_error_;
   // When the link last became busy (a request sent with none outstanding) and idle (the last
   // ReadyForQuery arrived): what the watchdog measures the limits from.
   std::chrono::steady_clock::time_point busy_since_, idle_since_;

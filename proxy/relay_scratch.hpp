@@ -1,0 +1,78 @@
+#pragma once
+// The working memory of one relay (its output lists, gather buffers and wake-up channel),
+// recycled between leases on the same thread instead of being allocated for each one.
+//
+// Flow: a relay takes a scratch when a lease starts and gives it back when the lease ends.
+// The pool is an Asio service of the session's io_context: one per worker thread, so taking
+// and giving back need no lock, and the daemon holds no global state for it.
+#include <cstddef>
+#include <memory>
+#include <vector>
+
+#include <boost/asio/experimental/channel.hpp>
+#include <boost/container/small_vector.hpp>
+
+#include "protocol/output_segments.hpp"
+#include "proxy/asio.hpp"
+
+namespace sluice::proxy {
+
+struct relay_scratch {
+  explicit relay_scratch(const asio::any_io_executor& executor) : server_progress(executor) {}
+
+  protocol::output_segments to_server, to_client;
+  // One write's gather list; 16 entries cover a pipeline of rewritten messages inline.
+  using gather_list = boost::container::small_vector<asio::const_buffer, 16>;
+  gather_list server_buffers, client_buffers;
+  // Unbuffered: the server loop sends only while the client loop waits on it.
+  asio::experimental::channel<void(error_code)> server_progress;
+};
+
+class relay_scratch_pool : public asio::execution_context::service {
+ public:
+  using key_type = relay_scratch_pool;
+  static inline asio::execution_context::id id;
+
+  explicit relay_scratch_pool(asio::execution_context& context)
+      : asio::execution_context::service(context) {}
+
+  // For the thread that runs `executor`'s context; the scratch must be given back there too.
+  static relay_scratch_pool& of(const asio::any_io_executor& executor) {
+    return asio::use_service<relay_scratch_pool>(asio::query(executor, asio::execution::context));
+  }
+
+  std::unique_ptr<relay_scratch> take(const asio::any_io_executor& executor) {
+    if (free_.empty()) return std::make_unique<relay_scratch>(executor);
+    auto scratch = std::move(free_.back());
+    free_.pop_back();
+    return scratch;
+  }
+
+  void give_back(std::unique_ptr<relay_scratch> scratch) {
+    // After shutdown() (the context is going away and destroys leftover coroutines) a scratch
+    // is freed at once, while the channel service it uses still exists.
+    if (shut_down_) return;
+    // Bounded: a burst of a thousand concurrent leases does not pin a thousand scratches, and
+    // an arena that grew for one huge rewritten message is not kept.
+    if (free_.size() >= max_kept || scratch->to_server.arena_capacity() > max_arena_kept ||
+        scratch->to_client.arena_capacity() > max_arena_kept)
+      return;
+    scratch->to_server.clear();
+    scratch->to_client.clear();
+    free_.push_back(std::move(scratch));
+  }
+
+  static constexpr std::size_t max_kept = 256;
+  static constexpr std::size_t max_arena_kept = 64 * 1024;
+
+ private:
+  void shutdown() override {
+    shut_down_ = true;
+    free_.clear();
+  }
+
+  std::vector<std::unique_ptr<relay_scratch>> free_;
+  bool shut_down_ = false;
+};
+
+}  // namespace sluice::proxy
