@@ -267,12 +267,23 @@ void server_pool_fsm::close_recycled_idle(time_point now, decisions& out) {
 
 void server_pool_fsm::grant_idle_to_waiters(time_point now, decisions& out) {
   while (!waiters_.empty() && !idle_.empty()) {
+    const server_id id = pick_idle(now);
     auto it = waiters_.begin();
+    if (same_thread_ && head_skips_ < max_head_skips) {
+      auto candidate = waiters_.begin();
+      for (int looked = 0; looked < affinity_lookahead && candidate != waiters_.end();
+           ++looked, ++candidate) {
+        if (same_thread_(id, candidate->second.id)) {
+          it = candidate;
+          break;
+        }
+      }
+    }
+    head_skips_ = it == waiters_.begin() ? 0 : head_skips_ + 1;
     const waiter w = it->second;
     const std::uint64_t seq = it->first;
     waiters_.erase(it);
     waiter_seq_.erase(w.id);
-    const server_id id = pick_idle(now);
     const bool ping = needs_ping(slots_.at(id), now);
     hand_out(id, w.id, seq, w.since, now);
     out.grants.push_back({w.id, id, ping});

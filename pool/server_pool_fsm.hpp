@@ -69,6 +69,16 @@ class server_pool_fsm {
   // the daemon owns the server and must release() it).
   void cancel_wait(waiter_id waiter);
 
+  // Whether a server and a waiter live on the same thread (the daemon's answer; pure tests
+  // inject their own). When set, an idle server goes to the oldest waiter that shares its
+  // thread among the first `affinity_lookahead` in line, so a busy pool hands servers on
+  // without moving sockets or waking other threads. FIFO stays nearly exact: the waiter at
+  // the head of the line is passed over at most `max_head_skips` times, then served.
+  using affinity_function = std::function<bool(server_id, waiter_id)>;
+  void set_affinity(affinity_function same_thread) { same_thread_ = std::move(same_thread); }
+  static constexpr int affinity_lookahead = 8;
+  static constexpr int max_head_skips = 8;
+
   struct grant {
     waiter_id waiter;
     server_id server;
@@ -174,6 +184,8 @@ class server_pool_fsm {
   std::unordered_map<waiter_id, std::uint64_t> waiter_seq_;
   std::uint32_t connecting_ = 0;
   std::uint32_t active_ = 0;
+  affinity_function same_thread_;
+  int head_skips_ = 0;  // times the current head of the line was passed over
   server_id next_server_ = 1;
   std::uint64_t next_seq_ = 1;
   // Latest `now` seen. Threads read the clock before taking the daemon's mutex, so calls can

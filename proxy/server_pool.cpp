@@ -53,7 +53,15 @@ server_pool::server_pool(worker_set& workers, std::string name, config::database
       max_message_size_(max_message_size),
       log_(std::move(log)),
       fsm_(limits_from(database_.pool)),
-      janitor_timer_(workers.next()) {}
+      janitor_timer_(workers.next()) {
+  // Called by the fsm under mutex_, which also guards idle_ and waiters_.
+  fsm_.set_affinity([this](pool::server_id server, pool::waiter_id waiter) {
+    auto parked = idle_.find(server);
+    auto queued = waiters_.find(waiter);
+    return parked != idle_.end() && queued != waiters_.end() &&
+           parked->second->socket.get_executor() == queued->second->wake.get_executor();
+  });
+}
 
 void server_pool::start() {
   asio::co_spawn(
@@ -262,9 +270,11 @@ awaitable<bool> server_pool::verify(server_connection& server, bool needs_ping) 
 
 awaitable<lease_result> server_pool::acquire() {
   auto executor = co_await asio::this_coro::executor;
-  auto slot = std::make_shared<waiter_slot>(executor);
   pool::waiter_id id;
   effects fx;
+  std::unique_ptr<server_connection> at_once;  // granted without waiting: no slot needed
+  bool at_once_needs_ping = false;
+  std::shared_ptr<waiter_slot> slot;  // queued: where a grant, time-out or rejection lands
   {
     std::lock_guard lock(mutex_);
     if (stopping_) co_return lease_result{nullptr, lease_result::failure::stopping, {}};
@@ -275,14 +285,31 @@ awaitable<lease_result> server_pool::acquire() {
     });
     using kind = pool::server_pool_fsm::acquire_result::kind;
     if (decided.what == kind::granted) {
-      slot->granted = std::move(idle_.extract(decided.server).mapped());
-      slot->needs_ping = decided.needs_ping;
+      at_once = std::move(idle_.extract(decided.server).mapped());
+      at_once_needs_ping = decided.needs_ping;
     } else {
+      slot = std::make_shared<waiter_slot>(executor);
       waiters_.emplace(id, slot);
       if (decided.what == kind::open_new) fx.opens.push_back(decided.server);
     }
   }
   carry_out(fx);
+  if (at_once) {
+    adopt(*at_once, executor);
+    if (co_await verify(*at_once, at_once_needs_ping))
+      co_return lease_result{std::move(at_once), lease_result::failure::none, {}};
+    // Dead: close it and wait in line like anyone else (the fsm queues this waiter again).
+    effects replaced;
+    {
+      std::lock_guard lock(mutex_);
+      slot = std::make_shared<waiter_slot>(executor);
+      waiters_.emplace(id, slot);
+      apply_locked(fsm_.on_ping_failed(at_once->id, pool::clock::now()), replaced);
+    }
+    log_->info("server failed pre-ping pool={} pid={}: replaced", name_, at_once->backend_pid);
+    close_server(std::move(at_once), "pre-ping failed");
+    carry_out(replaced);
+  }
 
   // A backstop in case a wake-up is lost: the fsm times waiters out, this only re-checks.
   const auto backstop = database_.pool.timeout + std::chrono::seconds(2);

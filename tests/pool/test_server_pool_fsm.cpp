@@ -771,3 +771,77 @@ TEST_CASE("next_wakeup is empty for a quiet pool", "[pool][fsm]") {
   const server_id s = hold(pool, 1, clock.now);
   CHECK_FALSE(pool.release(s, clock.now, true).next_wakeup);
 }
+
+TEST_CASE("affinity: a released server goes to a waiter on its thread, head skipped boundedly",
+          "[pool][fsm][affinity]") {
+  using namespace sluice::pool;
+  pool_limits limits;
+  limits.size = 1;
+  limits.timeout = std::chrono::seconds(60);
+  server_pool_fsm fsm(limits);
+  const auto t0 = time_point{} + std::chrono::hours(1);
+  // Waiters with even ids live on the server's thread; odd ids elsewhere.
+  fsm.set_affinity([](server_id, waiter_id w) { return w % 2 == 0; });
+
+  auto first = fsm.acquire(100, t0);
+  REQUIRE(first.what == server_pool_fsm::acquire_result::kind::open_new);
+  const server_id server = first.server;
+  auto opened = fsm.on_open_succeeded(server, t0);
+  REQUIRE(opened.grants.size() == 1);
+  CHECK(opened.grants[0].waiter == 100);
+
+  // Line: 1 (other thread) at the head, then 2, 3, 4, ... alternating.
+  for (waiter_id w = 1; w <= 40; ++w)
+    CHECK(fsm.acquire(w, t0).what == server_pool_fsm::acquire_result::kind::queued);
+
+  std::vector<waiter_id> served;
+  for (int round = 0; round < 12; ++round) {
+    auto released = fsm.release(server, t0, true);
+    REQUIRE(released.grants.size() == 1);
+    served.push_back(released.grants[0].waiter);
+  }
+  // Same-thread (even) waiters first, in their own arrival order, while one is among the
+  // first 8 in line; when none is, the head is served. Waiter 1 is passed over 7 times.
+  const std::vector<waiter_id> expected = {2, 4, 6, 8, 10, 12, 14, 1, 16, 3, 18, 5};
+  CHECK(served == expected);
+}
+
+TEST_CASE("affinity: with no waiter on the server's thread within lookahead, FIFO",
+          "[pool][fsm][affinity]") {
+  using namespace sluice::pool;
+  pool_limits limits;
+  limits.size = 1;
+  limits.timeout = std::chrono::seconds(60);
+  server_pool_fsm fsm(limits);
+  const auto t0 = time_point{} + std::chrono::hours(1);
+  fsm.set_affinity([](server_id, waiter_id w) { return w >= 1000; });
+  auto first = fsm.acquire(500, t0);
+  fsm.on_open_succeeded(first.server, t0);
+  for (waiter_id w = 1; w <= server_pool_fsm::affinity_lookahead; ++w) fsm.acquire(w, t0);
+  fsm.acquire(1000, t0);  // same thread, but beyond the lookahead
+  auto released = fsm.release(first.server, t0, true);
+  REQUIRE(released.grants.size() == 1);
+  CHECK(released.grants[0].waiter == 1);
+}
+
+TEST_CASE("affinity: the head of the line is passed over at most max_head_skips times",
+          "[pool][fsm][affinity]") {
+  using namespace sluice::pool;
+  pool_limits limits;
+  limits.size = 1;
+  limits.timeout = std::chrono::seconds(60);
+  server_pool_fsm fsm(limits);
+  const auto t0 = time_point{} + std::chrono::hours(1);
+  fsm.set_affinity([](server_id, waiter_id w) { return w != 1; });  // only 1 is elsewhere
+  auto first = fsm.acquire(500, t0);
+  fsm.on_open_succeeded(first.server, t0);
+  for (waiter_id w = 1; w <= 30; ++w) fsm.acquire(w, t0);
+  std::vector<waiter_id> served;
+  for (int round = 0; round < server_pool_fsm::max_head_skips + 2; ++round)
+    served.push_back(fsm.release(first.server, t0, true).grants.at(0).waiter);
+  std::vector<waiter_id> expected;
+  for (waiter_id w = 2; w < 2 + server_pool_fsm::max_head_skips; ++w) expected.push_back(w);
+  expected.push_back(1);  // skipped max_head_skips times: served now
+  expected.push_back(2 + server_pool_fsm::max_head_skips);
+  CHECK(served == expected);
+}
