@@ -14,6 +14,7 @@
 #include "proxy/client_auth.hpp"
 #include "proxy/message_io.hpp"
 #include "proxy/relay.hpp"
+#include "proxy/worker_set.hpp"
 #include "proxy/startup_options.hpp"
 
 namespace sluice::proxy {
@@ -557,8 +558,7 @@ awaitable<void> client_session::serve_admin() {
 
     const auto snapshot = take_snapshot(
         context_.pools, context_.statements, context_.clients.load(),
-        context_.settings.workers > 0 ? context_.settings.workers
-                                      : std::max(1u, std::thread::hardware_concurrency()));
+        worker_count(context_.settings.workers));
     if (co_await write_all(socket_, answer_admin_query(sql, snapshot))) co_return;
   }
 }

@@ -54,9 +54,8 @@ tcp::endpoint listen_endpoint(asio::io_context& io, const config::listen_setting
 }  // namespace
 
 int run_daemon(const config::settings& settings, std::shared_ptr<spdlog::logger> log) {
-  const unsigned worker_count =
-      settings.workers > 0 ? settings.workers : std::max(1u, std::thread::hardware_concurrency());
-  worker_set workers(worker_count);
+  const unsigned threads = worker_count(settings.workers);
+  worker_set workers(threads);
   asio::io_context& io = workers.first();  // the listener and signals live here
 
   credential_store credentials(settings.users);
@@ -78,7 +77,7 @@ int run_daemon(const config::settings& settings, std::shared_ptr<spdlog::logger>
     return 1;
   }
   log->info("sluice listening on {}:{} workers={} databases={} users={}", settings.listen.host,
-            settings.listen.port, worker_count, settings.databases.size(), settings.users.size());
+            settings.listen.port, threads, settings.databases.size(), settings.users.size());
 
   asio::co_spawn(io, accept_loop(acceptor, context, workers), asio::detached);
 
@@ -103,7 +102,7 @@ int run_daemon(const config::settings& settings, std::shared_ptr<spdlog::logger>
         io,
         serve_metrics(
             metrics,
-            [&] { return take_snapshot(pools, statements, context.clients.load(), worker_count); },
+            [&] { return take_snapshot(pools, statements, context.clients.load(), threads); },
             log),
         asio::detached);
   }

@@ -94,7 +94,7 @@ constexpr std::array keys{
            .doc = "TCP port for Prometheus metrics (GET /metrics) on listen.host; 0 = off.",
            .max = 65535, .store = &put<&listen_settings::metrics_port>},
   key_spec{.path = "workers", .type = value_type::integer, .default_value = "0",
-           .reloadable = false, .doc = "Worker threads; 0 = one per CPU core.", .max = 1024,
+           .reloadable = false, .doc = "Worker threads; 0 = half the CPU cores, at least 1.", .max = 1024,
            .store = &put<&settings::workers>},
   key_spec{.path = "max_clients", .type = value_type::integer, .default_value = "10000",
            .reloadable = true,

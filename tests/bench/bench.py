@@ -57,7 +57,9 @@ SLUICE_BIN = os.path.realpath(os.environ.get("SLUICE_BIN") or str(REPO / "build"
 PGBOUNCER_BIN = os.path.realpath(shutil.which("pgbouncer") or "/usr/sbin/pgbouncer")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 CORES = os.cpu_count() or 1
-SLUICE_WORKERS = int(os.environ.get("BENCH_SLUICE_WORKERS") or CORES)
+# 0 = sluice's default (half the cores, at least one); the report shows the count it gives.
+SLUICE_WORKERS_SETTING = int(os.environ.get("BENCH_SLUICE_WORKERS") or 0)
+SLUICE_WORKERS = SLUICE_WORKERS_SETTING or max(1, CORES // 2)
 MAX_CONNECTIONS = 300
 DB = "bench"
 USER = "bench"
@@ -518,7 +520,7 @@ class Sluice(Pooler):
 listen:
   host: "{HOST}"
   port: {self.port}
-workers: {SLUICE_WORKERS}
+workers: {SLUICE_WORKERS_SETTING}
 max_clients: 11000
 auth: scram-sha-256
 log_level: warn
@@ -1200,7 +1202,7 @@ def machine_summary(s: Settings, mode: str, bench: "Bench") -> str:
         f"max_connections {MAX_CONNECTIONS} and shared_buffers 256MB"
         f"{f'; `pgbench -i -s {s.scale}`' if mode != 'idle' else ''}. "
         f"Both poolers: transaction mode, pool size 10, SCRAM for clients (checked against the "
-        f"role's SCRAM verifier); sluice workers {SLUICE_WORKERS}, log_level warn.",
+        f"role's SCRAM verifier); sluice workers {SLUICE_WORKERS} ({'BENCH_SLUICE_WORKERS' if SLUICE_WORKERS_SETTING else 'its default'}), log_level warn.",
     ]
     return "\n".join(lines) + "\n"
 
