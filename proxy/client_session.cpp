@@ -14,8 +14,8 @@
 #include "proxy/client_auth.hpp"
 #include "proxy/message_io.hpp"
 #include "proxy/relay.hpp"
-#include "proxy/worker_set.hpp"
 #include "proxy/startup_options.hpp"
+#include "proxy/worker_set.hpp"
 
 namespace sluice::proxy {
 namespace {
@@ -66,25 +66,7 @@ awaitable<void> client_session::run() {
   error_code ignored;
   socket_.set_option(tcp::no_delay(true), ignored);
 
-  // The whole login, startup packet to welcome, runs under client_login_timeout: a client
-  // that connects and says nothing does not hold a slot forever.
-  asio::steady_timer login_deadline(socket_.get_executor(), context_.settings.client_login_timeout);
-  bool login_timed_out = false;
-  login_deadline.async_wait([this, &login_timed_out](error_code ec) {
-    if (ec) return;
-    login_timed_out = true;
-    error_code ignored_error;
-    socket_.cancel(ignored_error);
-    if (server_) server_->socket.cancel(ignored_error);
-  });
-
-  const auto step = co_await read_startup();
-  bool proceed = step == startup_step::proceed && co_await log_in();
-  login_deadline.cancel();
-  if (login_timed_out) {
-    proceed = false;
-    end_reason_ = "login timed out";
-  }
+  const bool proceed = co_await log_in_within_deadline();
   if (proceed) {
     logged_in_ = true;
     // Needed only to log in; ten thousand idle clients should not keep them.
@@ -107,6 +89,30 @@ awaitable<void> client_session::run() {
   } else {
     log.info("client gone addr={} reason=\"{}\"", peer_, end_reason_);
   }
+}
+
+awaitable<bool> client_session::log_in_within_deadline() {
+  // The whole login, startup packet to welcome, runs under client_login_timeout: a client
+  // that connects and says nothing does not hold a slot forever. Its own coroutine, so the
+  // timer and the login's locals are gone before the session settles into serving.
+  asio::steady_timer login_deadline(socket_.get_executor(), context_.settings.client_login_timeout);
+  bool login_timed_out = false;
+  login_deadline.async_wait([this, &login_timed_out](error_code ec) {
+    if (ec) return;
+    login_timed_out = true;
+    error_code ignored_error;
+    socket_.cancel(ignored_error);
+    if (server_) server_->socket.cancel(ignored_error);
+  });
+
+  const auto step = co_await read_startup();
+  bool proceed = step == startup_step::proceed && co_await log_in();
+  login_deadline.cancel();
+  if (login_timed_out) {
+    proceed = false;
+    end_reason_ = "login timed out";
+  }
+  co_return proceed;
 }
 
 awaitable<client_session::startup_step> client_session::read_startup() {
@@ -232,7 +238,7 @@ awaitable<bool> client_session::log_in() {
           {"integer_datetimes", "on"},
           {"standard_conforming_strings", "on"}})
       reported.set(name, value);
-    params_ = reported;
+    params_.edit() = reported;
     co_return co_await welcome_client(reported);
   }
 
@@ -259,7 +265,7 @@ awaitable<bool> client_session::log_in() {
   const bool transaction_mode = mode_of(pool_->settings()) == pool::pool_mode::transaction;
   if (transaction_mode) {
     if (auto profile = pool_->find_login_profile(startup_settings_)) {
-      params_ = std::move(profile->session);
+      params_ = profile->session.share();
       co_return co_await welcome_client(profile->reported);
     }
   }
@@ -271,9 +277,10 @@ awaitable<bool> client_session::log_in() {
   // A fresh session's values, not this server's current ones: another client's settings
   // may still be applied to it, and sync_sql resets those.
   const auto& reported = server_->params_at_login;
-  for (const auto& [name, entry] : reported.entries()) params_.set(name, entry.value);
-  for (const auto& [name, value] : startup_settings_) params_.set_tracked(name, value);
-  const auto sql = pool::sync_sql(params_, server_->params);
+  auto& session = params_.edit();  // a fresh login: this client's own record
+  for (const auto& [name, entry] : reported.entries()) session.set(name, entry.value);
+  for (const auto& [name, value] : startup_settings_) session.set_tracked(name, value);
+  const auto sql = pool::sync_sql(session, server_->params);
   if (!sql.empty()) {
     auto applied =
         co_await execute_internal(*server_, sql, internal_query_timeout, settings.max_message_size);
@@ -291,15 +298,15 @@ awaitable<bool> client_session::log_in() {
     // sees, and is later compared by, those values.
     // Only for names it reports: for others (search_path) the server record may still hold
     // what another client set, since PostgreSQL sends no ParameterStatus for them.
-    for (const auto& [name, entry] : params_.entries())
+    for (const auto& [name, entry] : session.entries())
       if (reported.get(name))
-        if (auto canonical = server_->params.get(name)) params_.set(name, *canonical);
-    pool::record_sync(params_, server_->params);
+        if (auto canonical = server_->params.get(name)) session.set(name, *canonical);
+    pool::record_sync(session, server_->params);
   }
 
   const auto reported_copy = reported;  // the server goes back to the pool below
   if (transaction_mode) {
-    pool_->remember_login_profile(startup_settings_, {reported_copy, params_});
+    pool_->remember_login_profile(startup_settings_, {reported_copy, params_.share()});
     give_back_server(true, "login done");
   }
   co_return co_await welcome_client(reported_copy);
@@ -309,7 +316,7 @@ awaitable<bool> client_session::welcome_client(const pool::session_params& repor
   cancel_key_ = context_.cancels.enroll();
   std::string welcome;
   for (const auto& [name, entry] : reported.entries()) {
-    auto value = params_.get(name);
+    auto value = params_.get().get(name);
     protocol::append_parameter_status(welcome, name, value ? *value : entry.value);
   }
   protocol::append_backend_key_data(welcome, {static_cast<std::int32_t>(cancel_key_->process_id),
@@ -342,11 +349,11 @@ awaitable<bool> client_session::lease_server() {
   if (!logged_in_) co_return true;  // log_in() syncs the startup settings itself
 
   // Make the server's session match the client's before the client's bytes reach it.
-  const auto sql = pool::sync_sql(params_, server_->params);
+  const auto sql = pool::sync_sql(params_.get(), server_->params);
   if (sql.empty()) {
     // Equal, perhaps only in meaning (a list spelled differently): record the client's
     // spelling so the next lease takes the fast, exact comparison.
-    pool::record_sync(params_, server_->params);
+    pool::record_sync(params_.get(), server_->params);
     co_return true;
   }
   auto applied = co_await execute_internal(*server_, sql, internal_query_timeout,
@@ -359,7 +366,7 @@ awaitable<bool> client_session::lease_server() {
     co_await fail("08006", "sluice could not restore the session's settings on a server");
     co_return false;
   }
-  pool::record_sync(params_, server_->params);
+  pool::record_sync(params_.get(), server_->params);
   co_return true;
 }
 
@@ -383,117 +390,137 @@ void client_session::give_back_server(bool reusable, std::string_view why) {
   pool_->release(std::move(server_), reusable);
 }
 
+// Kept small on purpose: this loop's frame, and the frames it awaits while the client is
+// idle, are what ten thousand idle clients cost. Everything a request needs lives in the
+// frames of start_request() and relay_lease(), which exist only while a request is handled.
 awaitable<void> client_session::serve() {
-  const auto mode = mode_of(pool_->settings());
-  const auto max_message = context_.settings.max_message_size;
   for (;;) {
-    if (!server_) {
-      // Idle in transaction mode: no server until the client's next request arrives.
-      auto header = protocol::peek_header(in_.readable(), max_message);
-      if (header.status == protocol::frame_status::error) {
-        co_await fail("08P01", "invalid message length");
-        co_return;
-      }
-      if (header.status == protocol::frame_status::need_more) {
-        in_.shrink_if_empty();
-        auto read = co_await read_idle_client();
-        if (read == idle_read::timed_out) {
-          co_await fail("57P05", "terminating connection due to idle-session timeout");
-          co_return;
-        }
-        if (read == idle_read::closed) co_return;
-        continue;
-      }
-      const char type = header.header.type;
-      if (type == protocol::frontend_type::terminate) {
-        end_reason_ = "client sent Terminate";
-        co_return;
-      }
-      if (type == protocol::frontend_type::copy_data ||
-          type == protocol::frontend_type::copy_done ||
-          type == protocol::frontend_type::copy_fail) {
-        // COPY data still in flight after the server ended the COPY with an error: PostgreSQL
-        // drops these, so sluice does too, without taking a server for them.
-        auto whole = protocol::frame_message(in_.readable(), max_message);
-        if (whole.status == protocol::frame_status::complete) {
-          in_.consume(whole.message.wire.size());
-        } else {
-          auto space = in_.prepare(header.header.wire_size() - in_.size());
-          auto [ec, n] = co_await socket_.async_read_some(asio::buffer(space.data(), space.size()),
-                                                          use_nothrow);
-          if (ec) co_return;
-          in_.commit(n);
-        }
-        continue;
-      }
-      if (type == protocol::frontend_type::parse && statements_enabled()) {
-        auto answered = pool::answer_parses_locally(in_.readable(), max_message, statements_,
-                                                    intern_function());
-        if (answered) {
-          statement_counters_.client_parses += answered->parses;
-          statement_counters_.parses_saved += answered->parses;
-          in_.consume(answered->consumed);
-          if (co_await write_all(socket_, answered->reply)) co_return;
-          continue;
-        }
-      }
-      if (!co_await lease_server()) co_return;
+    if (server_) {
+      if (!co_await relay_lease()) co_return;
+      continue;
     }
-
-    context_.cancels.set_target(*cancel_key_, cancel_target{server_->endpoint, server_->backend_pid,
-                                                            server_->backend_secret});
-    // Transaction mode renames named prepared statements so they survive moving between
-    // servers; session mode, or a cache set to 0, passes them through untouched.
-    std::optional<statement_context> statements;
-    if (statements_enabled())
-      statements.emplace(
-          statement_context{statements_, intern_function(), statement_counters_,
-                            [&registry = context_.statements](std::string_view definition) {
-                              return registry.intern_sql(definition);
-                            }});
-    relay_limits limits{
-        pool_->settings().query_timeout, pool_->settings().idle_transaction_timeout,
-        mode == pool::pool_mode::session ? pool_->settings().client_idle_timeout : std::nullopt};
-    // On the heap for the length of the lease only: the coroutine frame of an idle client
-    // then holds a pointer, not the relay's buffers and state.
-    auto link = std::make_unique<relay>(socket_, in_, *server_, mode, params_, max_message,
-                                        std::move(statements), limits);
-    const auto end = co_await link->run();
-    context_.cancels.set_target(*cancel_key_, std::nullopt);
-    co_await wait_for_cancels();
-    last_link_ = link->link();
-    const bool server_said_fatal = link->server_reported_fatal();
-    link.reset();
-    switch (end) {
-      case relay_end::released:
-        give_back_server(true, "transaction done");
-        continue;
-      case relay_end::client_gone:
-        if (end_reason_.empty()) end_reason_ = "client closed the connection";
-        co_return;  // run() cleans the server up
-      case relay_end::server_gone:
-        if (!server_said_fatal) {
-          co_await fail("08006", "server closed the connection unexpectedly");
-        } else {
-          end_reason_ = "server sent FATAL";
-        }
-        give_back_server(false, "server connection lost");
-        co_return;
-      case relay_end::client_violation:
-        end_reason_ = "protocol violation";
-        give_back_server(false, "client broke the protocol mid-request");
-        co_return;
-      case relay_end::query_timeout:
-        co_await fail("57014", "canceling statement due to query_timeout");
-        co_return;  // run() cancels the query and drops the server
-      case relay_end::idle_in_transaction_timeout:
-        co_await fail("25P03", "terminating connection due to idle-in-transaction timeout");
-        co_return;  // run() rolls the transaction back
-      case relay_end::client_idle_timeout:
+    // Idle in transaction mode: no server until the client's next request arrives.
+    const auto header = protocol::peek_header(in_.readable(), context_.settings.max_message_size);
+    if (header.status != protocol::frame_status::need_more) {
+      if (!co_await start_request()) co_return;
+      continue;
+    }
+    in_.shrink_if_empty();
+    if (pool_->settings().client_idle_timeout) {
+      const auto read = co_await read_idle_client_until(*pool_->settings().client_idle_timeout);
+      if (read == idle_read::data) continue;
+      if (read == idle_read::timed_out)
         co_await fail("57P05", "terminating connection due to idle-session timeout");
-        co_return;
+      co_return;
+    }
+    // Read here rather than in a helper coroutine: one frame fewer per idle client. A small
+    // buffer, so idle clients cost little; a larger request just takes a second read. Asio
+    // tries the read at once only when the socket may have data, so this wait costs no system
+    // call of its own (a readiness wait would cost an epoll_ctl every time).
+    auto space = in_.prepare(idle_read_size);
+    auto [ec, n] =
+        co_await socket_.async_read_some(asio::buffer(space.data(), space.size()), use_nothrow);
+    if (ec) co_return;
+    in_.commit(n);
+  }
+}
+
+awaitable<bool> client_session::start_request() {
+  const auto max_message = context_.settings.max_message_size;
+  const auto header = protocol::peek_header(in_.readable(), max_message);
+  if (header.status == protocol::frame_status::error) {
+    co_await fail("08P01", "invalid message length");
+    co_return false;
+  }
+  const char type = header.header.type;
+  if (type == protocol::frontend_type::terminate) {
+    end_reason_ = "client sent Terminate";
+    co_return false;
+  }
+  if (type == protocol::frontend_type::copy_data || type == protocol::frontend_type::copy_done ||
+      type == protocol::frontend_type::copy_fail) {
+    // COPY data still in flight after the server ended the COPY with an error: PostgreSQL
+    // drops these, so sluice does too, without taking a server for them.
+    auto whole = protocol::frame_message(in_.readable(), max_message);
+    if (whole.status == protocol::frame_status::complete) {
+      in_.consume(whole.message.wire.size());
+    } else {
+      auto space = in_.prepare(header.header.wire_size() - in_.size());
+      auto [ec, n] =
+          co_await socket_.async_read_some(asio::buffer(space.data(), space.size()), use_nothrow);
+      if (ec) co_return false;
+      in_.commit(n);
+    }
+    co_return true;
+  }
+  if (type == protocol::frontend_type::parse && statements_enabled()) {
+    auto answered =
+        pool::answer_parses_locally(in_.readable(), max_message, statements_, intern_function());
+    if (answered) {
+      statement_counters_.client_parses += answered->parses;
+      statement_counters_.parses_saved += answered->parses;
+      in_.consume(answered->consumed);
+      co_return !co_await write_all(socket_, answered->reply);
     }
   }
+  co_return co_await lease_server();
+}
+
+awaitable<bool> client_session::relay_lease() {
+  const auto mode = mode_of(pool_->settings());
+  context_.cancels.set_target(*cancel_key_, cancel_target{server_->endpoint, server_->backend_pid,
+                                                          server_->backend_secret});
+  // Transaction mode renames named prepared statements so they survive moving between
+  // servers; session mode, or a cache set to 0, passes them through untouched.
+  std::optional<statement_context> statements;
+  if (statements_enabled())
+    statements.emplace(
+        statement_context{statements_, intern_function(), statement_counters_,
+                          [&registry = context_.statements](std::string_view definition) {
+                            return registry.intern_sql(definition);
+                          }});
+  relay_limits limits{
+      pool_->settings().query_timeout, pool_->settings().idle_transaction_timeout,
+      mode == pool::pool_mode::session ? pool_->settings().client_idle_timeout : std::nullopt};
+  auto link =
+      std::make_unique<relay>(socket_, in_, *server_, mode, params_,
+                              context_.settings.max_message_size, std::move(statements), limits);
+  const auto end = co_await link->run();
+  context_.cancels.set_target(*cancel_key_, std::nullopt);
+  if (context_.cancels.pending_cancels(*cancel_key_) > 0) co_await wait_for_cancels();
+  last_link_ = link->link();
+  const bool server_said_fatal = link->server_reported_fatal();
+  link.reset();
+  switch (end) {
+    case relay_end::released:
+      give_back_server(true, "transaction done");
+      co_return true;
+    case relay_end::client_gone:
+      if (end_reason_.empty()) end_reason_ = "client closed the connection";
+      co_return false;  // run() cleans the server up
+    case relay_end::server_gone:
+      if (!server_said_fatal) {
+        co_await fail("08006", "server closed the connection unexpectedly");
+      } else {
+        end_reason_ = "server sent FATAL";
+      }
+      give_back_server(false, "server connection lost");
+      co_return false;
+    case relay_end::client_violation:
+      end_reason_ = "protocol violation";
+      give_back_server(false, "client broke the protocol mid-request");
+      co_return false;
+    case relay_end::query_timeout:
+      co_await fail("57014", "canceling statement due to query_timeout");
+      co_return false;  // run() cancels the query and drops the server
+    case relay_end::idle_in_transaction_timeout:
+      co_await fail("25P03", "terminating connection due to idle-in-transaction timeout");
+      co_return false;  // run() rolls the transaction back
+    case relay_end::client_idle_timeout:
+      co_await fail("57P05", "terminating connection due to idle-session timeout");
+      co_return false;
+  }
+  co_return false;
 }
 
 awaitable<void> client_session::wait_for_cancels() {
@@ -508,22 +535,12 @@ awaitable<void> client_session::wait_for_cancels() {
   }
 }
 
-awaitable<client_session::idle_read> client_session::read_idle_client() {
-  // A small buffer while idle: ten thousand idle clients should cost little memory, and a
-  // request larger than this just takes a second read. Asio tries the read at once only when
-  // the socket may have data, so waiting this way costs no system call of its own (a readiness
-  // wait would cost an epoll_ctl every time).
-  auto space = in_.prepare(idle_read_size);
-  const auto limit = pool_->settings().client_idle_timeout;
-  if (!limit) {
-    auto [ec, n] =
-        co_await socket_.async_read_some(asio::buffer(space.data(), space.size()), use_nothrow);
-    if (ec) co_return idle_read::closed;
-    in_.commit(n);
-    co_return idle_read::data;
-  }
+// Waits for more bytes from a client that holds no server, up to client_idle_timeout.
+awaitable<client_session::idle_read> client_session::read_idle_client_until(
+    std::chrono::milliseconds limit) {
   using namespace asio::experimental::awaitable_operators;
-  asio::steady_timer deadline(socket_.get_executor(), *limit);
+  auto space = in_.prepare(idle_read_size);
+  asio::steady_timer deadline(socket_.get_executor(), limit);
   auto winner =
       co_await (socket_.async_read_some(asio::buffer(space.data(), space.size()), use_nothrow) ||
                 deadline.async_wait(use_nothrow));
@@ -556,9 +573,9 @@ awaitable<void> client_session::serve_admin() {
     const std::string sql = query ? std::string(query->sql) : std::string();
     in_.consume(message.wire.size());
 
-    const auto snapshot = take_snapshot(
-        context_.pools, context_.statements, context_.clients.load(),
-        worker_count(context_.settings.workers));
+    const auto snapshot =
+        take_snapshot(context_.pools, context_.statements, context_.clients.load(),
+                      worker_count(context_.settings.workers));
     if (co_await write_all(socket_, answer_admin_query(sql, snapshot))) co_return;
   }
 }

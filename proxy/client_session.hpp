@@ -10,6 +10,7 @@
 //
 // Threads: the session runs on its own strand; everything here is touched only from it.
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -18,6 +19,7 @@
 #include "pool/cancel_registry.hpp"
 #include "pool/release_policy.hpp"
 #include "pool/session_params.hpp"
+#include "pool/shared_session_params.hpp"
 #include "pool/statement_relay_fsm.hpp"
 #include "proxy/asio.hpp"
 #include "proxy/byte_buffer.hpp"
@@ -54,13 +56,20 @@ class client_session : public std::enable_shared_from_this<client_session> {
   // ParameterStatus for each name a fresh server reports, with the client's values, then
   // sluice's BackendKeyData and ReadyForQuery.
   awaitable<bool> welcome_client(const pool::session_params& reported);
+  awaitable<bool> log_in_within_deadline();
+  // Transaction and session mode. Its frame is what an idle client keeps: see the .cpp.
   awaitable<void> serve();
+  // A request arrived while no server is held: answer it, drop it, or lease a server for it.
+  // False ends the session.
+  awaitable<bool> start_request();
+  // Relays until the lease ends. False ends the session.
+  awaitable<bool> relay_lease();
   // The admin console (database "sluice"): read-only SHOW commands, no server involved.
   awaitable<void> serve_admin();
   enum class idle_read { data, closed, timed_out };
   static constexpr std::size_t idle_read_size = 512;
   // Waits for more bytes from a client that holds no server, up to client_idle_timeout.
-  awaitable<idle_read> read_idle_client();
+  awaitable<idle_read> read_idle_client_until(std::chrono::milliseconds limit);
   // Holds the server while a cancel for this client is still being delivered.
   awaitable<void> wait_for_cancels();
   awaitable<bool> lease_server();
@@ -81,7 +90,7 @@ class client_session : public std::enable_shared_from_this<client_session> {
   std::string user_;
   std::string database_;
   std::vector<std::pair<std::string, std::string>> startup_settings_;  // to replay with SET
-  pool::session_params params_;  // the session as the client sees it
+  pool::shared_session_params params_;  // the session as the client sees it
   std::shared_ptr<server_pool> pool_;
   const config::database_settings* database_settings_ = nullptr;
   std::unique_ptr<server_connection> server_;

@@ -24,7 +24,7 @@ constexpr std::size_t read_chunk = 16384;
 }  // namespace
 
 relay::relay(tcp::socket& client, byte_buffer& client_in, server_connection& server,
-             pool::pool_mode mode, pool::session_params& client_params,
+             pool::pool_mode mode, pool::shared_session_params& client_params,
              std::uint32_t max_message_size, std::optional<statement_context> statements,
              relay_limits limits)
     : client_(client),

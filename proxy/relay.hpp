@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "pool/release_policy.hpp"
-#include "pool/session_params.hpp"
+#include "pool/shared_session_params.hpp"
 #include "pool/statement_relay_fsm.hpp"
 #include "protocol/output_segments.hpp"
 #include "proxy/asio.hpp"
@@ -59,8 +59,9 @@ struct statement_context {
 class relay {
  public:
   relay(tcp::socket& client, byte_buffer& client_in, server_connection& server,
-        pool::pool_mode mode, pool::session_params& client_params, std::uint32_t max_message_size,
-        std::optional<statement_context> statements, relay_limits limits = {});
+        pool::pool_mode mode, pool::shared_session_params& client_params,
+        std::uint32_t max_message_size, std::optional<statement_context> statements,
+        relay_limits limits = {});
   ~relay();
   relay(const relay&) = delete;
   relay& operator=(const relay&) = delete;
@@ -97,7 +98,7 @@ class relay {
   byte_buffer& client_in_;
   server_connection& server_;
   const pool::pool_mode mode_;
-  pool::session_params& client_params_;
+  pool::shared_session_params& client_params_;
   const std::uint32_t max_message_size_;
   std::optional<pool::statement_relay_fsm> statements_;
 

@@ -18,6 +18,7 @@
 #include <spdlog/logger.h>
 
 #include "pool/server_pool_fsm.hpp"
+#include "pool/shared_session_params.hpp"
 #include "proxy/asio.hpp"
 #include "proxy/config/settings.hpp"
 #include "proxy/server_connection.hpp"
@@ -64,7 +65,7 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
   // new server reports different defaults (ALTER ROLE ... SET, a reconfigured PostgreSQL).
   struct login_profile {
     pool::session_params reported;
-    pool::session_params session;
+    pool::shared_session_params session;  // shared by every client that logs in this way
   };
   using startup_settings = std::vector<std::pair<std::string, std::string>>;
   std::optional<login_profile> find_login_profile(const startup_settings& settings) const;

@@ -1,4 +1,5 @@
 #include "pool/session_params.hpp"
+#include "pool/shared_session_params.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -220,4 +221,24 @@ TEST_CASE("an equivalent list spelling is recorded so the next lease compares eq
   CHECK(sync_sql(client, server).empty());  // the same path: nothing to run
   record_sync(client, server);
   CHECK(client.tracked_settings() == server.tracked_settings());
+}
+
+TEST_CASE("shared_session_params copies on the first change only",
+          "[pool][session_params][shared]") {
+  sluice::pool::shared_session_params first;
+  first.edit().set_tracked("TimeZone", "UTC");
+  auto second = first.share();
+  CHECK(&first.get() == &second.get());  // one record for both
+
+  second.set("TimeZone", "UTC");  // the value it already has: still shared
+  CHECK(&first.get() == &second.get());
+
+  second.set("TimeZone", "Asia/Tokyo");  // a real change: second gets its own record
+  CHECK(&first.get() != &second.get());
+  CHECK(first.get().get("TimeZone") == "UTC");
+  CHECK(second.get().get("TimeZone") == "Asia/Tokyo");
+  CHECK(first.get().tracked_settings() != second.get().tracked_settings());
+
+  auto& own = second.edit();  // sole owner now: no further copy
+  CHECK(&own == &second.get());
 }
