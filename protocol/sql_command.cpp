@@ -241,7 +241,9 @@ sql_command classify_sql_command(std::string_view sql) {
   }
   if (!is_keyword(words[0], "deallocate")) return out;
   std::size_t next = 1;
-  if (next < words.size() && is_keyword(words[next], "prepare")) ++next;
+  // PREPARE is optional noise here, and also an unreserved keyword: a lone "DEALLOCATE
+  // prepare" names the statement called prepare, as in PostgreSQL's grammar.
+  if (next + 1 < words.size() && is_keyword(words[next], "prepare")) ++next;
   if (next + 1 != words.size()) return out;
   if (is_keyword(words[next], "all")) {
     out.what = sql_command::kind::deallocate_all;

@@ -150,12 +150,12 @@ TEST_CASE("sql_command: PREPARE and EXECUTE", "[protocol][sql_command]") {
 }
 
 // PREPARE is an unreserved keyword: PostgreSQL's grammar reads "DEALLOCATE prepare" as the
-// statement named prepare. sluice sees "DEALLOCATE PREPARE" with no name and classifies it as
-// `other`, so a client's statement named prepare cannot be deallocated by name. Niche.
-// In protocol/sql_command.cpp, classify_sql_command: `if (... is_keyword(words[next], "prepare"))
-// ++next;` also when it is the last word.
-TEST_CASE("sql_command: a statement named prepare", "[protocol][sql_command][!mayfail]") {
+// statement named prepare, and "DEALLOCATE PREPARE x" as the statement named x.
+TEST_CASE("sql_command: a statement named prepare", "[protocol][sql_command]") {
   check_row({"DEALLOCATE prepare", kind::deallocate, "prepare"});
+  check_row({"DEALLOCATE PREPARE prepare", kind::deallocate, "prepare"});
+  check_row({"DEALLOCATE PREPARE ALL", kind::deallocate_all, ""});
+  check_row({"DEALLOCATE PREPARE s1", kind::deallocate, "s1"});
 }
 
 // PostgreSQL's lexer treats a comment as whitespace wherever it is, so a statement that starts
