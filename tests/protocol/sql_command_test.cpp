@@ -89,7 +89,6 @@ TEST_CASE("sql_command: DEALLOCATE, DISCARD ALL and everything else", "[protocol
       {"DROP TABLE deallocate", kind::other, ""},
       {"DEALLOCATE", kind::other, ""},
       {"DEALLOCATE;", kind::other, ""},
-      {"DEALLOCATE PREPARE", kind::other, ""},
       {"DEALLOCATE a b", kind::other, ""},
       {"DEALLOCATE 'a'", kind::other, ""},
       {"DEALLOCATE a.b", kind::other, ""},
