@@ -294,29 +294,13 @@ awaitable<lease_result> server_pool::acquire() {
     }
   }
   carry_out(fx);
-  if (at_once) {
-    adopt(*at_once, executor);
-    if (co_await verify(*at_once, at_once_needs_ping))
-      co_return lease_result{std::move(at_once), lease_result::failure::none, {}};
-    // Dead: close it and wait in line like anyone else (the fsm queues this waiter again).
-    effects replaced;
-    {
-      std::lock_guard lock(mutex_);
-      slot = std::make_shared<waiter_slot>(executor);
-      waiters_.emplace(id, slot);
-      apply_locked(fsm_.on_ping_failed(at_once->id, pool::clock::now()), replaced);
-    }
-    log_->info("server failed pre-ping pool={} pid={}: replaced", name_, at_once->backend_pid);
-    close_server(std::move(at_once), "pre-ping failed");
-    carry_out(replaced);
-  }
 
   // A backstop in case a wake-up is lost: the fsm times waiters out, this only re-checks.
   const auto backstop = database_.pool.timeout + std::chrono::seconds(2);
+  std::unique_ptr<server_connection> candidate = std::move(at_once);
+  bool needs_ping = at_once_needs_ping;
   for (;;) {
-    std::unique_ptr<server_connection> candidate;
-    bool needs_ping = false;
-    {
+    if (!candidate) {
       std::lock_guard lock(mutex_);
       if (slot->granted) {
         candidate = std::move(slot->granted);
@@ -334,10 +318,12 @@ awaitable<lease_result> server_pool::acquire() {
       adopt(*candidate, executor);
       if (co_await verify(*candidate, needs_ping))
         co_return lease_result{std::move(candidate), lease_result::failure::none, {}};
-      // Dead: close it and keep waiting; the fsm grants another or opens a replacement.
+      // Dead: close it and wait in line again at the same place; the fsm grants another
+      // server or opens a replacement.
       effects replaced;
       {
         std::lock_guard lock(mutex_);
+        if (!slot) slot = std::make_shared<waiter_slot>(executor);
         waiters_.emplace(id, slot);
         apply_locked(fsm_.on_ping_failed(candidate->id, pool::clock::now()), replaced);
       }

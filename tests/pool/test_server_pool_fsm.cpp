@@ -772,34 +772,33 @@ TEST_CASE("next_wakeup is empty for a quiet pool", "[pool][fsm]") {
   CHECK_FALSE(pool.release(s, clock.now, true).next_wakeup);
 }
 
+// One server, held by waiter 500, with waiters first..last queued behind it; `same_thread`
+// says which of them share the server's thread.
+struct affinity_line {
+  fake_clock clock;
+  server_pool_fsm pool{quiet(1)};
+  server_id server = 0;
+
+  affinity_line(server_pool_fsm::affinity_function same_thread, waiter_id first, waiter_id last) {
+    pool.set_affinity(std::move(same_thread));
+    server = hold(pool, 500, clock.now);
+    for (waiter_id w = first; w <= last; ++w)
+      REQUIRE(pool.acquire(w, clock.now).what == kind::queued);
+  }
+  // The server is released; returns who got it.
+  waiter_id next() {
+    auto d = pool.release(server, clock.now, true);
+    REQUIRE(d.grants.size() == 1);
+    return d.grants[0].waiter;
+  }
+};
+
 TEST_CASE("affinity: a released server goes to a waiter on its thread, head skipped boundedly",
           "[pool][fsm][affinity]") {
-  using namespace sluice::pool;
-  pool_limits limits;
-  limits.size = 1;
-  limits.timeout = std::chrono::seconds(60);
-  server_pool_fsm fsm(limits);
-  const auto t0 = time_point{} + std::chrono::hours(1);
-  // Waiters with even ids live on the server's thread; odd ids elsewhere.
-  fsm.set_affinity([](server_id, waiter_id w) { return w % 2 == 0; });
-
-  auto first = fsm.acquire(100, t0);
-  REQUIRE(first.what == server_pool_fsm::acquire_result::kind::open_new);
-  const server_id server = first.server;
-  auto opened = fsm.on_open_succeeded(server, t0);
-  REQUIRE(opened.grants.size() == 1);
-  CHECK(opened.grants[0].waiter == 100);
-
-  // Line: 1 (other thread) at the head, then 2, 3, 4, ... alternating.
-  for (waiter_id w = 1; w <= 40; ++w)
-    CHECK(fsm.acquire(w, t0).what == server_pool_fsm::acquire_result::kind::queued);
-
+  // Even waiters live on the server's thread, odd ones elsewhere.
+  affinity_line line([](server_id, waiter_id w) { return w % 2 == 0; }, 1, 40);
   std::vector<waiter_id> served;
-  for (int round = 0; round < 12; ++round) {
-    auto released = fsm.release(server, t0, true);
-    REQUIRE(released.grants.size() == 1);
-    served.push_back(released.grants[0].waiter);
-  }
+  for (int round = 0; round < 12; ++round) served.push_back(line.next());
   // Same-thread (even) waiters first, in their own arrival order, while one is among the
   // first 8 in line; when none is, the head is served. Waiter 1 is passed over 7 times.
   const std::vector<waiter_id> expected = {2, 4, 6, 8, 10, 12, 14, 1, 16, 3, 18, 5};
@@ -808,37 +807,18 @@ TEST_CASE("affinity: a released server goes to a waiter on its thread, head skip
 
 TEST_CASE("affinity: with no waiter on the server's thread within lookahead, FIFO",
           "[pool][fsm][affinity]") {
-  using namespace sluice::pool;
-  pool_limits limits;
-  limits.size = 1;
-  limits.timeout = std::chrono::seconds(60);
-  server_pool_fsm fsm(limits);
-  const auto t0 = time_point{} + std::chrono::hours(1);
-  fsm.set_affinity([](server_id, waiter_id w) { return w >= 1000; });
-  auto first = fsm.acquire(500, t0);
-  fsm.on_open_succeeded(first.server, t0);
-  for (waiter_id w = 1; w <= server_pool_fsm::affinity_lookahead; ++w) fsm.acquire(w, t0);
-  fsm.acquire(1000, t0);  // same thread, but beyond the lookahead
-  auto released = fsm.release(first.server, t0, true);
-  REQUIRE(released.grants.size() == 1);
-  CHECK(released.grants[0].waiter == 1);
+  affinity_line line([](server_id, waiter_id w) { return w >= 1000; }, 1,
+                     server_pool_fsm::affinity_lookahead);
+  REQUIRE(line.pool.acquire(1000, line.clock.now).what == kind::queued);  // beyond the lookahead
+  CHECK(line.next() == 1);
 }
 
 TEST_CASE("affinity: the head of the line is passed over at most max_head_skips times",
           "[pool][fsm][affinity]") {
-  using namespace sluice::pool;
-  pool_limits limits;
-  limits.size = 1;
-  limits.timeout = std::chrono::seconds(60);
-  server_pool_fsm fsm(limits);
-  const auto t0 = time_point{} + std::chrono::hours(1);
-  fsm.set_affinity([](server_id, waiter_id w) { return w != 1; });  // only 1 is elsewhere
-  auto first = fsm.acquire(500, t0);
-  fsm.on_open_succeeded(first.server, t0);
-  for (waiter_id w = 1; w <= 30; ++w) fsm.acquire(w, t0);
+  affinity_line line([](server_id, waiter_id w) { return w != 1; }, 1, 30);  // only 1 elsewhere
   std::vector<waiter_id> served;
   for (int round = 0; round < server_pool_fsm::max_head_skips + 2; ++round)
-    served.push_back(fsm.release(first.server, t0, true).grants.at(0).waiter);
+    served.push_back(line.next());
   std::vector<waiter_id> expected;
   for (waiter_id w = 2; w < 2 + server_pool_fsm::max_head_skips; ++w) expected.push_back(w);
   expected.push_back(1);  // skipped max_head_skips times: served now
