@@ -5,6 +5,7 @@
 #include "protocol/backend_messages.hpp"
 #include "protocol/framing.hpp"
 #include "protocol/message_types.hpp"
+#include "proxy/gathered_write.hpp"
 #include "proxy/message_io.hpp"
 
 namespace sluice::proxy {
@@ -34,7 +35,7 @@ relay::relay(tcp::socket& client, byte_buffer& client_in, server_connection& ser
       client_params_(client_params),
       max_message_size_(max_message_size),
       limits_(limits),
-      scratch_(relay_scratch_pool::of(client.get_executor()).take(client.get_executor())),
+      scratch_(relay_scratch_pool::of(client.get_executor()).take()),
       loops_done_(client.get_executor()) {
   link_.tx_status = server.tx_status;
   busy_since_ = idle_since_ = std::chrono::steady_clock::now();
@@ -59,7 +60,6 @@ void relay::finish(relay_end why, tcp::socket& wake) {
   error_code ignored;
   wake.cancel(ignored);
   if (watchdog_timer_) watchdog_timer_->cancel();
-  if (client_waits_for_server_) scratch_->server_progress.try_send(error_code{});
 }
 
 bool relay::only_the_server_can_move() const {
@@ -69,29 +69,38 @@ bool relay::only_the_server_can_move() const {
   return link_.outstanding_syncs > 0 && !link_.copy_in_progress && client_remaining_ == 0;
 }
 
-awaitable<void> relay::wait_for_server_progress() {
-  client_waits_for_server_ = true;
-  auto [ec] = co_await scratch_->server_progress.async_receive(use_nothrow);
-  client_waits_for_server_ = false;
+void relay::spawn(awaitable<void> loop) {
+  ++loops_running_;
+  asio::co_spawn(client_.get_executor(), std::move(loop), [this](std::exception_ptr error) {
+    if (error && !loop_error_) loop_error_ = error;
+    --loops_running_;
+    loops_done_.cancel();
+  });
+}
+
+void relay::resume_client_if_needed() {
+  if (client_loop_active_ || finished_) return;
+  // Blocked: the replies just handled may be the ones its next message waited for.
+  if (client_blocked_ || !only_the_server_can_move()) {
+    client_loop_active_ = true;
+    spawn(client_loop());
+  }
 }
 
 awaitable<relay_end> relay::run() {
-  // The server loop runs in this coroutine; the client loop (and the watchdog, when a limit
-  // is set) are spawned beside it and joined below. Cheaper per lease than a parallel group,
-  // which spawns every branch and allocates its own state and cancellation slots.
-  const auto executor = client_.get_executor();
-  auto spawn = [&](awaitable<void> loop) {
-    ++loops_running_;
-    asio::co_spawn(executor, std::move(loop), [this](std::exception_ptr error) {
-      if (error && !loop_error_) loop_error_ = error;
-      --loops_running_;
-      loops_done_.cancel();
-    });
-  };
-  spawn(client_to_server());
+  // One coroutine in the common case: forward the request the session already buffered, then
+  // relay the replies until the lease ends. The client is read concurrently (a spawned loop)
+  // only while the server cannot finish without it: a message half forwarded, COPY FROM
+  // STDIN, an extended batch awaiting its Sync, or a transaction between statements. The
+  // watchdog, when a limit is set, is spawned too. Everything spawned is joined below.
   if (watchdog_timer_) spawn(watchdog());
   try {
-    co_await server_to_client();
+    const auto first = co_await forward_client();
+    if (first == client_pass::must_read) {
+      client_loop_active_ = true;
+      spawn(client_loop());
+    }
+    if (!finished_) co_await server_to_client();
   } catch (...) {
     // Not rethrown yet: the spawned loops refer to this relay and must end first.
     loop_error_ = std::current_exception();
@@ -106,15 +115,11 @@ awaitable<relay_end> relay::run() {
   co_return end_;
 }
 
-awaitable<error_code> relay::write_segments(tcp::socket& socket,
-                                            const protocol::output_segments& out,
-                                            relay_scratch::gather_list& buffers) {
+write_attempt relay::write_segments_now(tcp::socket& socket, const protocol::output_segments& out,
+                                        relay_scratch::gather_list& buffers) {
   buffers.clear();
   out.for_each([&](const char* data, std::size_t size) { buffers.emplace_back(data, size); });
-  // A span, so the write operation copies two words rather than the list.
-  const std::span<const asio::const_buffer> gathered(buffers.data(), buffers.size());
-  auto [ec, n] = co_await asio::async_write(socket, gathered, use_nothrow);
-  co_return ec;
+  return write_now(socket, buffers);
 }
 
 void relay::note_client_message(char type) {
@@ -307,18 +312,23 @@ awaitable<void> relay::watchdog() {
   }
 }
 
-awaitable<void> relay::client_to_server() {
+awaitable<relay::client_pass> relay::forward_client() {
   while (!finished_) {
     scratch_->to_server.clear();
     const auto scanned = scan_client(client_in_.readable(), scratch_->to_server);
     if (scanned.consumed > 0) {
       if (!scratch_->to_server.empty()) {
-        auto ec =
-            co_await write_segments(server_.socket, scratch_->to_server, scratch_->server_buffers);
+        auto& buffers = scratch_->server_buffers;
+        const auto attempt = write_segments_now(server_.socket, scratch_->to_server, buffers);
+        auto ec = attempt.error;
+        if (!ec && !attempt.complete) {
+          const std::span<const asio::const_buffer> gathered(buffers.data(), buffers.size());
+          ec = co_await write_rest(server_.socket, gathered, attempt.written);
+        }
         client_in_.consume(scanned.consumed);
         if (ec) {
           finish(relay_end::server_gone, server_.socket);
-          co_return;
+          co_return client_pass::ended;
         }
       } else {
         client_in_.consume(scanned.consumed);  // all of it dropped
@@ -336,33 +346,39 @@ awaitable<void> relay::client_to_server() {
                                               .hint = {}});
       co_await write_all(client_, error);
       finish(relay_end::client_violation, server_.socket);
-      co_return;
-    }
-    if (scanned.blocked) {
-      co_await wait_for_server_progress();
-      continue;
+      co_return client_pass::ended;
     }
     if (scanned.stop) {  // Terminate: not forwarded, the server stays for the next client
       client_in_.consume(5);
       finish(relay_end::client_gone, server_.socket);
-      co_return;
+      co_return client_pass::ended;
     }
-    if (only_the_server_can_move()) {
-      // Any pipelined bytes wait in the socket: once this request's ReadyForQuery arrives the
-      // loop reads them, or, if the lease ends there, the session does.
-      co_await wait_for_server_progress();
-      continue;
-    }
+    client_blocked_ = scanned.blocked;
+    // Pipelined bytes beyond this point wait in the socket: once the server has answered, the
+    // relay reads them, or, if the lease ends there, the session does.
+    if (scanned.blocked || only_the_server_can_move()) co_return client_pass::parked;
+    co_return client_pass::must_read;
+  }
+  co_return client_pass::ended;
+}
+
+awaitable<void> relay::client_loop() {
+  for (;;) {
+    const auto pass = co_await forward_client();
+    if (pass != client_pass::must_read) break;
     auto space = client_in_.prepare(read_chunk);
     auto [ec, n] =
         co_await client_.async_read_some(asio::buffer(space.data(), space.size()), use_nothrow);
     client_in_.commit(n);
-    if (finished_) co_return;
+    if (finished_) break;
     if (ec) {
       finish(relay_end::client_gone, server_.socket);
-      co_return;
+      break;
     }
   }
+  // Now, not when the spawn's completion runs: the server loop must see at once that a new
+  // client loop is needed.
+  client_loop_active_ = false;
 }
 
 awaitable<void> relay::server_to_client() {
@@ -371,7 +387,13 @@ awaitable<void> relay::server_to_client() {
     scratch_->to_client.clear();
     const auto scanned = scan_server(in.readable(), scratch_->to_client);
     if (!scratch_->to_client.empty()) {
-      auto ec = co_await write_segments(client_, scratch_->to_client, scratch_->client_buffers);
+      auto& buffers = scratch_->client_buffers;
+      const auto attempt = write_segments_now(client_, scratch_->to_client, buffers);
+      auto ec = attempt.error;
+      if (!ec && !attempt.complete) {
+        const std::span<const asio::const_buffer> gathered(buffers.data(), buffers.size());
+        ec = co_await write_rest(client_, gathered, attempt.written);
+      }
       if (ec) {
         in.consume(scanned.consumed);
         finish(relay_end::client_gone, client_);
@@ -379,9 +401,7 @@ awaitable<void> relay::server_to_client() {
       }
     }
     in.consume(scanned.consumed);
-    if (scanned.consumed > 0 && client_waits_for_server_)
-      scratch_->server_progress.try_send(error_code{});
-    if (scanned.stop) {  // a release point: the client loop stops reading
+    if (scanned.stop) {  // a release point: a client loop, if one runs, stops reading
       finish(relay_end::released, client_);
       co_return;
     }
@@ -390,7 +410,10 @@ awaitable<void> relay::server_to_client() {
       finish(relay_end::server_gone, client_);
       co_return;
     }
-    if (scanned.consumed > 0) continue;
+    if (scanned.consumed > 0) {
+      resume_client_if_needed();
+      continue;
+    }
     // Room for the whole of a message that must be seen whole, or a chunk of a streamed one.
     std::size_t wanted = read_chunk;
     if (auto header = protocol::peek_header(in.readable(), max_message_size_);

@@ -1,18 +1,20 @@
 #pragma once
 // The relay between one client and the server it holds, for the length of one lease.
 //
-// Flow: two loops run on the session's thread, one per direction (the server loop in run()
-// itself, the client loop spawned beside it and joined before run() returns).
-//   client → server: read bytes, walk message headers (bodies are forwarded by byte count,
-//                    except the few the prepared-statement fsm rewrites), update the link state
-//                    *before* writing, write the result on in one gathered write.
+// Flow, on the session's thread:
+//   client → server: walk the buffered client bytes' message headers (bodies are forwarded by
+//                    byte count, except the few the prepared-statement fsm rewrites), update
+//                    the link state *before* writing, write the result on in one gathered write.
 //   server → client: read bytes, walk headers, decode only what the proxy acts on
 //                    (ReadyForQuery, ParameterStatus, ErrorResponse, CopyInResponse, and the
 //                    replies the statement fsm matches), write the result on; at each
 //                    ReadyForQuery ask the release policy whether the lease ends here.
-// Because the client loop counts a Sync/Query before it sends it, a release can never be
-// decided while a request is in flight; once decided, the client loop stops forwarding at
-// once and its parked read is cancelled without losing bytes (they stay in the buffer).
+// run() forwards the request the session already read, then relays replies in the same
+// coroutine. The client is read at the same time only while the server needs it (a spawned
+// client loop, which ends as soon as only the server can move things on again).
+// Because a Sync/Query is counted before it is sent, a release can never be decided while a
+// request is in flight; once decided, a running client loop stops forwarding at once and its
+// read is cancelled without losing bytes (they stay in the buffer).
 #include <chrono>
 #include <cstdint>
 #include <exception>
@@ -25,6 +27,7 @@
 #include "protocol/output_segments.hpp"
 #include "proxy/asio.hpp"
 #include "proxy/byte_buffer.hpp"
+#include "proxy/gathered_write.hpp"
 #include "proxy/relay_scratch.hpp"
 #include "proxy/server_connection.hpp"
 
@@ -71,7 +74,16 @@ class relay {
   bool server_reported_fatal() const { return server_fatal_; }
 
  private:
-  awaitable<void> client_to_server();
+  // Forwards every complete client message already buffered; never reads the client. Says
+  // whether the client must now be read for the lease to go on.
+  enum class client_pass {
+    parked,     // only the server can move things on (or a message waits for owed replies)
+    must_read,  // the server needs more from the client
+    ended,      // the relay finished (Terminate, violation, a write failed)
+  };
+  awaitable<client_pass> forward_client();
+  // Spawned while the client must be read alongside the server; ends once parked again.
+  awaitable<void> client_loop();
   awaitable<void> server_to_client();
   // Flow: sleeps until the nearest limit could expire, then compares the link's state with
   // when it entered it; a violated limit ends the relay. Runs only when a limit is set.
@@ -91,8 +103,9 @@ class relay {
   static std::size_t pass_through(std::span<const char> bytes, std::size_t& remaining,
                                   bool forwarding, protocol::output_segments& out);
   void on_server_message(char type, std::span<const char> body);
-  awaitable<error_code> write_segments(tcp::socket& socket, const protocol::output_segments& out,
-                                       relay_scratch::gather_list& buffers);
+  // Lays out `out` as `buffers` and writes what the socket takes at once (see gathered_write).
+  static write_attempt write_segments_now(tcp::socket& socket, const protocol::output_segments& out,
+                                          relay_scratch::gather_list& buffers);
 
   tcp::socket& client_;
   byte_buffer& client_in_;
@@ -107,20 +120,20 @@ class relay {
   bool client_forwarding_ = true;     // ... and whether they go on or are dropped
   std::size_t server_remaining_ = 0;  // bytes of the current server message still to pass
   bool server_forwarding_ = true;
-  // Output lists, gather buffers and the server-progress channel, from this thread's pool.
+  // Output lists and gather buffers, from this thread's pool.
   std::unique_ptr<relay_scratch> scratch_;
   bool finished_ = false;
   relay_end end_ = relay_end::released;
   bool server_fatal_ = false;  // the server sent a FATAL/PANIC ErrorResponse
   relay_limits limits_;
   std::optional<asio::steady_timer> watchdog_timer_;
-  // The client loop sleeps on this instead of reading the client while only the server can
-  // move things on: a message waits for owed replies, or every request sent is complete and
-  // its ReadyForQuery is still to come. The server loop signals after each batch of replies
-  // it handled, and finish() signals too. Reading the client at such a time would cost a
-  // system call that finds nothing, and a cancelled read when the lease ends.
-  bool client_waits_for_server_ = false;
-  awaitable<void> wait_for_server_progress();
+  // A spawned client loop is running its body; and whether its last pass found a message that
+  // waits for owed replies.
+  bool client_loop_active_ = false;
+  bool client_blocked_ = false;
+  // Starts a client loop when the replies just relayed leave the server waiting for the client.
+  void resume_client_if_needed();
+  void spawn(awaitable<void> loop);
   bool only_the_server_can_move() const;
   // run() sleeps on this until the loops it spawned have ended; each one cancels it as it
   // ends. An exception from any loop is kept here and rethrown once all have ended.

@@ -1,5 +1,5 @@
 #pragma once
-// The working memory of one relay (its output lists, gather buffers and wake-up channel),
+// The working memory of one relay (its output lists and gather buffers),
 // recycled between leases on the same thread instead of being allocated for each one.
 //
 // Flow: a relay takes a scratch when a lease starts and gives it back when the lease ends.
@@ -9,7 +9,6 @@
 #include <memory>
 #include <vector>
 
-#include <boost/asio/experimental/channel.hpp>
 #include <boost/container/small_vector.hpp>
 
 #include "protocol/output_segments.hpp"
@@ -18,14 +17,10 @@
 namespace sluice::proxy {
 
 struct relay_scratch {
-  explicit relay_scratch(const asio::any_io_executor& executor) : server_progress(executor) {}
-
   protocol::output_segments to_server, to_client;
   // One write's gather list; 16 entries cover a pipeline of rewritten messages inline.
   using gather_list = boost::container::small_vector<asio::const_buffer, 16>;
   gather_list server_buffers, client_buffers;
-  // Unbuffered: the server loop sends only while the client loop waits on it.
-  asio::experimental::channel<void(error_code)> server_progress;
 };
 
 class relay_scratch_pool : public asio::execution_context::service {
@@ -41,16 +36,16 @@ class relay_scratch_pool : public asio::execution_context::service {
     return asio::use_service<relay_scratch_pool>(asio::query(executor, asio::execution::context));
   }
 
-  std::unique_ptr<relay_scratch> take(const asio::any_io_executor& executor) {
-    if (free_.empty()) return std::make_unique<relay_scratch>(executor);
+  std::unique_ptr<relay_scratch> take() {
+    if (free_.empty()) return std::make_unique<relay_scratch>();
     auto scratch = std::move(free_.back());
     free_.pop_back();
     return scratch;
   }
 
   void give_back(std::unique_ptr<relay_scratch> scratch) {
-    // After shutdown() (the context is going away and destroys leftover coroutines) a scratch
-    // is freed at once, while the channel service it uses still exists.
+    // After shutdown() the context is going away (it destroys leftover coroutines, whose
+    // relays give their scratch back here): free it at once instead of keeping it.
     if (shut_down_) return;
     // Bounded: a burst of a thousand concurrent leases does not pin a thousand scratches, and
     // an arena that grew for one huge rewritten message is not kept.

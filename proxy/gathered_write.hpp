@@ -1,0 +1,29 @@
+#pragma once
+// Writing a gather list: first at once, with one non-blocking sendmsg, and only what the
+// socket did not take through an asynchronous write.
+//
+// Why: a request or a reply almost always fits the socket's send buffer. Written at once, it
+// costs no asynchronous operation: no coroutine frame for the operation, and no trip through
+// the scheduler's queue (which costs an extra epoll_wait with a zero timeout) before the
+// relay goes on.
+#include <cstddef>
+#include <span>
+
+#include "proxy/asio.hpp"
+
+namespace sluice::proxy {
+
+struct write_attempt {
+  std::size_t written = 0;  // bytes the socket took
+  error_code error;         // a real error (never would_block)
+  bool complete = false;    // every byte was taken
+};
+
+// One sendmsg with MSG_DONTWAIT | MSG_NOSIGNAL; retried only when interrupted by a signal.
+write_attempt write_now(tcp::socket& socket, std::span<const asio::const_buffer> buffers);
+
+// The bytes of `buffers` after the first `skip`, written asynchronously.
+awaitable<error_code> write_rest(tcp::socket& socket, std::span<const asio::const_buffer> buffers,
+                                 std::size_t skip);
+
+}  // namespace sluice::proxy
