@@ -103,7 +103,7 @@ struct listen_settings {
 
 struct settings {
   listen_settings listen;
-  std::uint32_t workers = 0;  // worker threads; 0 = one per core
+  std::uint32_t workers = 0;  // worker threads; 0 = half the cores, at least 1 (worker_count)
   std::uint32_t max_clients = 10000;
   auth_method auth = auth_method::scram_sha_256;
   std::uint32_t max_message_size = 64 * 1024 * 1024;  // cap on one buffered message, in bytes
