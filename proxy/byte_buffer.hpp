@@ -31,9 +31,11 @@ class byte_buffer {
     if (begin_ == end_) begin_ = end_ = 0;
   }
 
-  // Gives the memory back when nothing is buffered; called when a client goes idle.
-  void shrink_if_empty() {
-    if (empty() && capacity_ > 0) {
+  // Gives the memory back when nothing is buffered and it holds more than `keep` bytes;
+  // called when a client goes idle. A buffer no larger than the idle read it is about to
+  // serve is kept: freeing it would only allocate it again at once.
+  void shrink_if_empty(std::size_t keep = 0) {
+    if (empty() && capacity_ > keep) {
       data_.reset();
       capacity_ = 0;
     }

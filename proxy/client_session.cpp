@@ -405,7 +405,7 @@ awaitable<void> client_session::serve() {
       if (!co_await start_request()) co_return;
       continue;
     }
-    in_.shrink_if_empty();
+    in_.shrink_if_empty(idle_read_size);
     if (pool_->settings().client_idle_timeout) {
       const auto read = co_await read_idle_client_until(*pool_->settings().client_idle_timeout);
       if (read == idle_read::data) continue;
