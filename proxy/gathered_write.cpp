@@ -6,11 +6,11 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
-#include <vector>
+#include <span>
 
 namespace sluice::proxy {
 
-write_attempt write_now(tcp::socket& socket, std::span<const asio::const_buffer> buffers) {
+write_attempt write_now(tcp::socket& socket, const gather_list& buffers) {
   write_attempt attempt;
   std::size_t total = 0;
   // Gather lists are short (a relay batch is a handful of segments); a longer one just
@@ -39,10 +39,9 @@ write_attempt write_now(tcp::socket& socket, std::span<const asio::const_buffer>
   return attempt;
 }
 
-awaitable<error_code> write_rest(tcp::socket& socket, std::span<const asio::const_buffer> buffers,
+awaitable<error_code> write_rest(tcp::socket& socket, const gather_list& buffers,
                                  std::size_t skip) {
-  std::vector<asio::const_buffer> rest;
-  rest.reserve(buffers.size());
+  gather_list rest;
   for (const auto& buffer : buffers) {
     if (skip >= buffer.size()) {
       skip -= buffer.size();
@@ -51,7 +50,9 @@ awaitable<error_code> write_rest(tcp::socket& socket, std::span<const asio::cons
     rest.push_back(buffer + skip);
     skip = 0;
   }
-  auto [ec, n] = co_await asio::async_write(socket, rest, use_nothrow);
+  // A span, so the operation copies two words, not the list; `rest` lives in this frame.
+  const std::span<const asio::const_buffer> remaining(rest.data(), rest.size());
+  auto [ec, n] = co_await asio::async_write(socket, remaining, use_nothrow);
   co_return ec;
 }
 

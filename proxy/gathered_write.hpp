@@ -7,11 +7,15 @@
 // the scheduler's queue (which costs an extra epoll_wait with a zero timeout) before the
 // relay goes on.
 #include <cstddef>
-#include <span>
+
+#include <boost/container/small_vector.hpp>
 
 #include "proxy/asio.hpp"
 
 namespace sluice::proxy {
+
+// One write's buffers; 16 entries cover a pipeline of rewritten messages without allocating.
+using gather_list = boost::container::small_vector<asio::const_buffer, 16>;
 
 struct write_attempt {
   std::size_t written = 0;  // bytes the socket took
@@ -20,10 +24,9 @@ struct write_attempt {
 };
 
 // One sendmsg with MSG_DONTWAIT | MSG_NOSIGNAL; retried only when interrupted by a signal.
-write_attempt write_now(tcp::socket& socket, std::span<const asio::const_buffer> buffers);
+write_attempt write_now(tcp::socket& socket, const gather_list& buffers);
 
 // The bytes of `buffers` after the first `skip`, written asynchronously.
-awaitable<error_code> write_rest(tcp::socket& socket, std::span<const asio::const_buffer> buffers,
-                                 std::size_t skip);
+awaitable<error_code> write_rest(tcp::socket& socket, const gather_list& buffers, std::size_t skip);
 
 }  // namespace sluice::proxy

@@ -116,7 +116,7 @@ awaitable<relay_end> relay::run() {
 }
 
 write_attempt relay::write_segments_now(tcp::socket& socket, const protocol::output_segments& out,
-                                        relay_scratch::gather_list& buffers) {
+                                        gather_list& buffers) {
   buffers.clear();
   out.for_each([&](const char* data, std::size_t size) { buffers.emplace_back(data, size); });
   return write_now(socket, buffers);
@@ -321,10 +321,8 @@ awaitable<relay::client_pass> relay::forward_client() {
         auto& buffers = scratch_->server_buffers;
         const auto attempt = write_segments_now(server_.socket, scratch_->to_server, buffers);
         auto ec = attempt.error;
-        if (!ec && !attempt.complete) {
-          const std::span<const asio::const_buffer> gathered(buffers.data(), buffers.size());
-          ec = co_await write_rest(server_.socket, gathered, attempt.written);
-        }
+        if (!ec && !attempt.complete)
+          ec = co_await write_rest(server_.socket, buffers, attempt.written);
         client_in_.consume(scanned.consumed);
         if (ec) {
           finish(relay_end::server_gone, server_.socket);
@@ -390,10 +388,7 @@ awaitable<void> relay::server_to_client() {
       auto& buffers = scratch_->client_buffers;
       const auto attempt = write_segments_now(client_, scratch_->to_client, buffers);
       auto ec = attempt.error;
-      if (!ec && !attempt.complete) {
-        const std::span<const asio::const_buffer> gathered(buffers.data(), buffers.size());
-        ec = co_await write_rest(client_, gathered, attempt.written);
-      }
+      if (!ec && !attempt.complete) ec = co_await write_rest(client_, buffers, attempt.written);
       if (ec) {
         in.consume(scanned.consumed);
         finish(relay_end::client_gone, client_);

@@ -105,7 +105,7 @@ class relay {
   void on_server_message(char type, std::span<const char> body);
   // Lays out `out` as `buffers` and writes what the socket takes at once (see gathered_write).
   static write_attempt write_segments_now(tcp::socket& socket, const protocol::output_segments& out,
-                                          relay_scratch::gather_list& buffers);
+                                          gather_list& buffers);
 
   tcp::socket& client_;
   byte_buffer& client_in_;

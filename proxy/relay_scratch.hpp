@@ -9,17 +9,14 @@
 #include <memory>
 #include <vector>
 
-#include <boost/container/small_vector.hpp>
-
 #include "protocol/output_segments.hpp"
 #include "proxy/asio.hpp"
+#include "proxy/gathered_write.hpp"
 
 namespace sluice::proxy {
 
 struct relay_scratch {
   protocol::output_segments to_server, to_client;
-  // One write's gather list; 16 entries cover a pipeline of rewritten messages inline.
-  using gather_list = boost::container::small_vector<asio::const_buffer, 16>;
   gather_list server_buffers, client_buffers;
 };
 
