@@ -25,6 +25,7 @@ import os
 import pwd
 import re
 import secrets
+import selectors
 import shlex
 import shutil
 import signal
@@ -286,6 +287,24 @@ def wait_until(predicate, timeout: float, interval: float = 0.05, what: str = "c
         if time.monotonic() >= deadline:
             raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+def read_until(proc: subprocess.Popen, marker: bytes, timeout: float) -> bytes:
+    """What a child process wrote to its stdout pipe until `marker` appeared, it closed
+    the pipe, or `timeout` seconds passed; never blocks longer than that."""
+    data = b""
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        while marker not in data:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not sel.select(remaining):
+                break
+            chunk = os.read(proc.stdout.fileno(), 4096)
+            if not chunk:
+                break
+            data += chunk
+    return data
 
 
 def client_env(password: str | None = None, **extra: str) -> dict:

@@ -4,7 +4,6 @@ Each test takes a row lock through sluice, kills the client, and then takes
 the same lock directly on PostgreSQL with a 1 s lock_timeout."""
 
 import os
-import selectors
 import signal
 import subprocess
 import time
@@ -69,7 +68,7 @@ class ClientDeathTest(ProxyTestCase):
         try:
             proc.stdin.write(f"BEGIN;\n{self.lock_sql(row)};\n\\echo LOCKED\n".encode())
             proc.stdin.flush()
-            out = self.read_until(proc, b"LOCKED", timeout=15)
+            out = harness.read_until(proc, b"LOCKED", timeout=15)
             if b"LOCKED" not in out:
                 proc.kill()
                 _, err = proc.communicate(timeout=10)
@@ -121,22 +120,6 @@ class ClientDeathTest(ProxyTestCase):
                 self.assertEqual(fresh.transaction_status, "I")
                 self.assertEqual(fresh.query("SELECT now() = statement_timestamp()"), [["t"]])
         self.assert_lock_released(row, time.monotonic())
-
-    @staticmethod
-    def read_until(proc: subprocess.Popen, marker: bytes, timeout: float) -> bytes:
-        data = b""
-        deadline = time.monotonic() + timeout
-        with selectors.DefaultSelector() as sel:
-            sel.register(proc.stdout, selectors.EVENT_READ)
-            while marker not in data:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or not sel.select(remaining):
-                    break
-                chunk = os.read(proc.stdout.fileno(), 4096)
-                if not chunk:
-                    break
-                data += chunk
-        return data
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ import contextlib
 import io
 import os
 import re
-import selectors
 import signal
 import socket
 import subprocess
@@ -544,16 +543,7 @@ class TxnProtocolTest(ProxyTestCase):
         try:
             proc.stdin.write(f"BEGIN;\n{self.lock_sql(row)};\n\\echo LOCKED\n".encode())
             proc.stdin.flush()
-            out = b""
-            deadline = time.monotonic() + 15
-            with selectors.DefaultSelector() as sel:
-                sel.register(proc.stdout, selectors.EVENT_READ)
-                while b"LOCKED" not in out and time.monotonic() < deadline:
-                    if sel.select(deadline - time.monotonic()):
-                        chunk = os.read(proc.stdout.fileno(), 4096)
-                        if not chunk:
-                            break
-                        out += chunk
+            out = harness.read_until(proc, b"LOCKED", timeout=15)
             self.assertIn(b"LOCKED", out, "psql never took the lock")
             self.assert_row_locked(row)
             os.kill(proc.pid, signal.SIGKILL)
