@@ -986,6 +986,35 @@ class BackendSampler:
         self._thread.join(15)
 
 
+class PgbenchThroughSluice(ProxyTestCase):
+    """A sluice (launched with `sluice_config`) whose pgbench tables were initialised
+    through it, and the count of TPC-B transactions committed over all of a class's
+    runs, so that the books can be checked after each run."""
+
+    sluice_config: dict = {}
+    init_timeout = 180
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.sluice = cls.launch_sluice(**cls.sluice_config)
+        cls.init = pgbench(cls.sluice.port, ["-i", "-s", "1", "-q"], user=cls.client_user,
+                           password=cls.client_password, timeout=cls.init_timeout)
+        cls.committed = 0  # transactions that wrote a history row, over all runs
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.sluice.stop()
+        super().tearDownClass()
+
+    def setUp(self):
+        self.assertEqual(self.init.returncode, 0,
+                         f"pgbench -i through sluice failed:\n{self.init.stdout}\n{self.init.stderr}")
+
+    def assert_books_balance(self):
+        assert_pgbench_books_balance(self, self.pg.psql(PGBENCH_BOOKS_SQL), type(self).committed)
+
+
 # The tpcb invariant after pgbench runs: every balance moved by a transaction shows up in
 # accounts, tellers, branches and the history alike, and history has one row per commit.
 PGBENCH_BOOKS_SQL = """

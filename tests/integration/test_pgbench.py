@@ -4,31 +4,11 @@ every committed transaction added the same delta to one account, one teller,
 one branch and one history row."""
 
 import harness
-from harness import ProxyTestCase, parse_pgbench
+from harness import parse_pgbench
 
 
-class PgbenchTest(ProxyTestCase):
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.sluice = cls.launch_sluice(pool_mode="session", pool_size=10)
-        cls.init = harness.pgbench(cls.sluice.port, ["-i", "-s", "1", "-q"],
-                                   user=cls.client_user, password=cls.client_password,
-                                   timeout=180)
-        cls.committed = 0  # transactions pgbench reported, over all runs
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.sluice.stop()
-        super().tearDownClass()
-
-    def setUp(self):
-        self.assertEqual(self.init.returncode, 0,
-                         f"pgbench -i failed:\n{self.init.stdout}\n{self.init.stderr}")
-
-    def assert_books_balance(self):
-        harness.assert_pgbench_books_balance(
-            self, self.pg.psql(harness.PGBENCH_BOOKS_SQL), type(self).committed)
+class PgbenchTest(harness.PgbenchThroughSluice):
+    sluice_config = dict(pool_mode="session", pool_size=10)
 
     def run_load(self, mode: str):
         # -n: no vacuum, which would truncate pgbench_history and so break the

@@ -6,7 +6,7 @@ TPC-B-like run the books must balance: every committed transaction added the
 same delta to one account, one teller, one branch and one history row."""
 
 import harness
-from harness import BackendSampler, ProxyTestCase, parse_pgbench
+from harness import BackendSampler, parse_pgbench
 
 POOL_SIZE = 5
 OVERFLOW = 0
@@ -14,32 +14,12 @@ CLIENTS = 50
 DURATION_S = 7
 
 
-class TxnPgbenchTest(ProxyTestCase):
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        # pgbench's own default max_connections would do, but sluice's logins
-        # all queue on 5 servers: give them room (timeout) to get through.
-        cls.sluice = cls.launch_sluice(
-            pool_mode="transaction", pool_size=POOL_SIZE, log_level="info",
-            pool={"overflow": OVERFLOW, "timeout": "30s"})
-        cls.init = harness.pgbench(cls.sluice.port, ["-i", "-s", "1", "-q"],
-                                   user=cls.client_user, password=cls.client_password,
-                                   timeout=120)
-        cls.committed = 0  # transactions that wrote a history row, over all runs
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.sluice.stop()
-        super().tearDownClass()
-
-    def setUp(self):
-        self.assertEqual(self.init.returncode, 0,
-                         f"pgbench -i through sluice failed:\n{self.init.stdout}\n{self.init.stderr}")
-
-    def assert_books_balance(self):
-        harness.assert_pgbench_books_balance(
-            self, self.pg.psql(harness.PGBENCH_BOOKS_SQL), type(self).committed)
+class TxnPgbenchTest(harness.PgbenchThroughSluice):
+    # pgbench's own default max_connections would do, but sluice's logins all queue on 5
+    # servers: give them room (timeout) to get through.
+    sluice_config = dict(pool_mode="transaction", pool_size=POOL_SIZE, log_level="info",
+                         pool={"overflow": OVERFLOW, "timeout": "30s"})
+    init_timeout = 120
 
     def run_load(self, mode: str, *, select_only: bool = False) -> dict:
         # -n: no vacuum, which would truncate pgbench_history and so break the
