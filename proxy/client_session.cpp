@@ -487,6 +487,8 @@ awaitable<bool> client_session::relay_lease() {
                               context_.settings.max_message_size, std::move(statements), limits);
   const auto end = co_await link->run();
   context_.cancels.set_target(*cancel_key_, std::nullopt);
+  // Checked here, not only inside: most leases have no cancel pending and so skip the
+  // coroutine frame a call would allocate.
   if (context_.cancels.pending_cancels(*cancel_key_) > 0) co_await wait_for_cancels();
   last_link_ = link->link();
   const bool server_said_fatal = link->server_reported_fatal();
@@ -525,7 +527,6 @@ awaitable<bool> client_session::relay_lease() {
 
 awaitable<void> client_session::wait_for_cancels() {
   // Rare: only right after this client's query was cancelled. Polled, briefly and bounded.
-  if (context_.cancels.pending_cancels(*cancel_key_) == 0) co_return;
   asio::steady_timer pause(socket_.get_executor());
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(6);
   while (context_.cancels.pending_cancels(*cancel_key_) > 0 &&
