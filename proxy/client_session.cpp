@@ -256,6 +256,9 @@ awaitable<bool> client_session::log_in() {
     co_return false;
   }
   pool_ = std::move(lookup.pool);
+  // Until a lease says otherwise (see relay_lease), a server this client holds needs only
+  // what its mode asks for when the client leaves.
+  exit_plan_.discard = mode_of(pool_->settings()) == pool::pool_mode::session;
 
   std::string welcome;
   protocol::append_authentication_ok(welcome);
@@ -472,27 +475,34 @@ awaitable<bool> client_session::relay_lease() {
                                                           server_->backend_secret});
   // Transaction mode renames named prepared statements so they survive moving between
   // servers; session mode, or a cache set to 0, passes them through untouched.
-  std::optional<statement_context> statements;
+  std::optional<pool::statement_relay_fsm> statements;
   if (statements_enabled())
-    statements.emplace(
-        statement_context{statements_, intern_function(), statement_counters_,
-                          [&registry = context_.statements](std::string_view definition) {
-                            return registry.intern_sql(definition);
-                          }});
-  relay_limits limits{
-      pool_->settings().query_timeout, pool_->settings().idle_transaction_timeout,
-      mode == pool::pool_mode::session ? pool_->settings().client_idle_timeout : std::nullopt};
-  auto link =
-      std::make_unique<relay>(socket_, in_, *server_, mode, params_,
-                              context_.settings.max_message_size, std::move(statements), limits);
-  const auto end = co_await link->run();
+    statements.emplace(statements_, server_->statements, intern_function(), statement_counters_,
+                       [&registry = context_.statements](std::string_view definition) {
+                         return registry.intern_sql(definition);
+                       });
+  const auto& pool_settings = pool_->settings();
+  const pool::lease_fsm::settings lease_settings{
+      .mode = mode,
+      .max_message_size = context_.settings.max_message_size,
+      .limits = {
+          pool_settings.query_timeout, pool_settings.idle_transaction_timeout,
+          mode == pool::pool_mode::session ? pool_settings.client_idle_timeout : std::nullopt}};
+  auto lease = std::make_unique<pool::lease_fsm>(
+      lease_settings, pool::server_session_view{server_->params, server_->tx_status}, params_,
+      std::move(statements), pool::clock::now());
+  relay_end end;
+  {
+    relay driver(socket_, in_, *server_, *lease);
+    end = co_await driver.run();
+  }
   context_.cancels.set_target(*cancel_key_, std::nullopt);
   // Checked here, not only inside: most leases have no cancel pending and so skip the
   // coroutine frame a call would allocate.
   if (context_.cancels.pending_cancels(*cancel_key_) > 0) co_await wait_for_cancels();
-  last_link_ = link->link();
-  const bool server_said_fatal = link->server_reported_fatal();
-  link.reset();
+  exit_plan_ = lease->plan_exit();
+  const bool server_said_fatal = lease->server_reported_fatal();
+  lease.reset();
   switch (end) {
     case relay_end::released:
       give_back_server(true, "transaction done");
@@ -584,18 +594,14 @@ awaitable<void> client_session::serve_admin() {
 awaitable<void> client_session::leave_server_clean() {
   if (!server_) co_return;
   const auto max_message = context_.settings.max_message_size;
-  const bool mid_request = last_link_.outstanding_syncs > 0 || last_link_.extended_batch_open ||
-                           last_link_.copy_in_progress || last_link_.message_partially_sent;
-  if (mid_request) {
-    if (last_link_.outstanding_syncs > 0)  // stop the work now, not whenever it next writes
+  if (exit_plan_.close) {
+    if (exit_plan_.cancel_first)
       send_cancel_request(socket_.get_executor(), server_->endpoint, server_->backend_pid,
                           server_->backend_secret);
-    // Mid-request: the server owes replies nobody will read. Closing it is the only way to
-    // be sure no half-finished work, or its locks, outlive the client.
     give_back_server(false, "client left mid-request");
     co_return;
   }
-  if (server_->tx_status != 'I') {
+  if (exit_plan_.rollback || server_->tx_status != 'I') {
     auto rolled_back =
         co_await execute_internal(*server_, "ROLLBACK", internal_query_timeout, max_message);
     if (!rolled_back || server_->tx_status != 'I') {
@@ -603,9 +609,7 @@ awaitable<void> client_session::leave_server_clean() {
       co_return;
     }
   }
-  if (mode_of(pool_->settings()) == pool::pool_mode::session) {
-    // Session mode hands whole sessions around: the next client must not inherit this one's
-    // settings, prepared statements, temp tables or advisory locks.
+  if (exit_plan_.discard) {
     auto reset =
         co_await execute_internal(*server_, "DISCARD ALL", internal_query_timeout, max_message);
     if (!reset) {

@@ -17,6 +17,7 @@
 #include <spdlog/logger.h>
 
 #include "pool/cancel_registry.hpp"
+#include "pool/lease_fsm.hpp"
 #include "pool/release_policy.hpp"
 #include "pool/session_params.hpp"
 #include "pool/shared_session_params.hpp"
@@ -95,7 +96,7 @@ class client_session : public std::enable_shared_from_this<client_session> {
   const config::database_settings* database_settings_ = nullptr;
   std::unique_ptr<server_connection> server_;
   std::optional<pool::backend_key> cancel_key_;
-  pool::link_state last_link_;             // where the last relay left the server
+  pool::exit_plan exit_plan_;              // what the held server needs if the client leaves
   pool::client_statement_map statements_;  // this client's prepared statement names
   pool::statement_counters statement_counters_;
   bool logged_in_ = false;
