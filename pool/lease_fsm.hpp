@@ -121,6 +121,8 @@ class lease_fsm {
   std::optional<lease_end> check_limits(time_point now) const;
 
   const link_state& link() const { return link_; }
+  // The prepared-statement fsm, when the lease has one (for inspection).
+  const statement_relay_fsm* statements() const { return statements_ ? &*statements_ : nullptr; }
   bool server_reported_fatal() const { return server_fatal_; }
   // After the client left (or its lease ended otherwise): what its server needs.
   exit_plan plan_exit() const;
