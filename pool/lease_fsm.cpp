@@ -32,6 +32,7 @@ lease_fsm::lease_fsm(const settings& settings, server_session_view server,
       busy_since_(now),
       idle_since_(now) {
   link_.tx_status = server.tx_status;
+  if (statements_) statements_->set_transaction_status(server.tx_status);
 }
 
 void lease_fsm::end_with(lease_end why) {
@@ -194,11 +195,19 @@ lease_fsm::scan_result lease_fsm::on_server_bytes(std::span<const char> bytes,
     }
     const auto whole = protocol::frame_message(bytes.subspan(pos), settings_.max_message_size);
     if (whole.status != protocol::frame_status::complete) break;  // wait for the rest
-    on_server_message(type, whole.message.body, now);
-    if (!statements_ ||
-        statements_->on_server_message(type, whole.message.body, to_client) == verdict::forward)
-      to_client.add_view(whole.message.wire);
     pos += whole.message.wire.size();
+    const auto said = statements_
+                          ? statements_->on_server_message(type, whole.message.body, to_client)
+                          : verdict::forward;
+    if (said == verdict::forward) to_client.add_view(whole.message.wire);
+    if (type == be::ready_for_query && said == verdict::swallow) {
+      // The answer to a Sync sluice sent on its own: the server's status, not the client's
+      // count of owed replies.
+      if (auto ready = protocol::decode_ready_for_query(whole.message.body))
+        link_.tx_status = server_.tx_status = ready->status;
+    } else {
+      on_server_message(type, whole.message.body, now);
+    }
     if (type == be::ready_for_query &&
         decide_release(settings_.mode, link_) == release_decision::release &&
         (!statements_ || statements_->idle())) {

@@ -3,6 +3,7 @@
 #include <functional>
 
 #include "protocol/frontend_messages.hpp"
+#include "protocol/sql_command.hpp"
 
 namespace sluice::pool {
 
@@ -47,6 +48,7 @@ statement_ptr statement_registry::intern_sql(std::string_view definition) {
   statement->server_name = "sluice_" + std::to_string(statement->id);
   statement->query = std::string(definition);
   statement->prepare_sql = "PREPARE " + statement->server_name + " " + statement->query;
+  statement->sql_statement = std::string(protocol::prepared_statement_body(definition));
   statement_ptr shared = std::move(statement);
   entries_.insert_or_assign(std::move(k), shared);
   if (entries_.size() >= sweep_at_) sweep();

@@ -26,6 +26,8 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include <boost/container/deque.hpp>
 
@@ -55,6 +57,11 @@ class statement_relay_fsm {
                       intern_function intern, statement_counters& counters,
                       intern_sql_function intern_sql = {});
 
+  // The server's transaction status when the lease starts; ReadyForQuery keeps it current.
+  // Commands whose answer depends on it (a failed transaction refuses nearly everything with
+  // 25P02) are decided against it.
+  void set_transaction_status(char status) { status_ = status; }
+
   // Client messages the fsm must see whole; others it only needs the type of.
   static bool wants_whole_request(char type);
   // A whole client message: appends to `out` what the server gets instead. False when it is
@@ -69,15 +76,17 @@ class statement_relay_fsm {
   static bool wants_whole_reply(char type);
   enum class verdict {
     forward,   // send the server's message on to the client
-    swallow,   // drop it: the reply to something sluice sent on its own
+    swallow,   // drop it: the reply to something sluice sent on its own (a ReadyForQuery
+               // swallowed answers a Sync sluice sent, which the client never counted)
     replaced,  // drop it: the fsm appended what the client gets instead to `out`
   };
   verdict on_server_message(char type, std::span<const char> body, protocol::output_segments& out);
 
-  // True when `type`/`body` cannot be decided before replies already owed arrive: a Parse of a
-  // name whose earlier Parse, in a batch already closed by its Sync, is still unconfirmed (if
-  // the server skips or rejects that one, this one must succeed). The relay then holds the
-  // client's bytes until on_server_message has made progress.
+  // True when `type`/`body` cannot be decided before replies already owed arrive. Decisions
+  // rest on the client's names, the server's cache and the transaction status as they will be
+  // when the server reaches this message; while an earlier batch, closed by its Sync, may still
+  // fail and roll its changes back, or may still change the transaction status, they are not
+  // known. The relay then holds the client's bytes until on_server_message has made progress.
   bool must_wait_for_replies(char type, std::span<const char> body) const;
 
   // No reply is owed and no failed batch is being skipped: the server may be released.
@@ -90,32 +99,63 @@ class statement_relay_fsm {
     parse,                // the client's Parse, renamed: on failure, forget the statement
     parse_answered,       // the client's Parse of a statement the server has: a no-op Close stands
                           // in, and its CloseComplete becomes ParseComplete
+    parse_refused,        // the client's Parse sent only for PostgreSQL's own answer, which is an
+                          // error (a duplicate name, a failed transaction): under a name the server
+                          // has, so nothing is created; a 42P05 for it is reworded for the client's
     close_statement,      // the client's Close('S'): a no-op Close; if skipped, the mapping returns
     injected_parse,       // sluice's Parse before a Bind/Describe: ParseComplete swallowed
     evict_close,          // sluice's Close of an evicted statement: CloseComplete swallowed
     stale_close,          // sluice's Close of a statement whose plan PostgreSQL refused
-    raise_error,          // sluice's failing Describe: its error replaced by `error`
-    deallocate,           // the client's DEALLOCATE, sent as an empty Query: its EmptyQueryResponse
-                          // becomes CommandComplete(`error` holds the tag)
-    discard_all,          // the client's DISCARD ALL, forwarded: on success, forget everything
+    raise_error,          // sluice's failing Describe: its error replaced by `text`
+    retag,                // work sluice answers for the client alone (DEALLOCATE, PREPARE of a
+                          // statement the server has): an empty statement stands in, and its
+                          // EmptyQueryResponse (or CommandComplete) becomes CommandComplete(`text`)
+    discard_rewritten,    // the client's DISCARD ALL, as the statements that reset its session
+                          // without dropping the server's statements: their CommandCompletes are
+                          // swallowed but the last, which becomes CommandComplete(`text`)
+    multi_deallocate,     // a multi-statement Query with DEALLOCATEs of client names, renamed:
+                          // each "DEALLOCATE" tag confirms the next of `forgotten`
     sql_prepare,          // the client's PREPARE, renamed: on failure, forget the statement
     sql_execute_prepare,  // "PREPARE ...; EXECUTE ..." for a server lacking the statement: the
                           // PREPARE's CommandComplete is swallowed; an error before it is the
                           // PREPARE failing
-    raise_error_query,    // sluice's failing simple Query: its error replaced by `error`
+    raise_error_query,    // sluice's failing simple Query: its error replaced by `text`
+    injected_sync,        // sluice's own Sync after injected work: its ReadyForQuery swallowed
+    injected_parse_synced,  // sluice's Parse before an EXECUTE of a Parse-made statement, in a
+                            // batch of its own: every reply swallowed, a failure too (the
+                            // EXECUTE then fails on its own)
+    learn_types,  // sluice's Describe after a SQL PREPARE: the ParameterDescription tells the
+                  // parameter OIDs (see prepared_statement::protocol_parse); all swallowed
   };
   struct pending {
     kind what;
     char request;  // the frontend message type sent, which decides which reply completes it
     statement_ptr statement;
     std::string client_name;
-    std::string error;  // raise_error: the ErrorResponse; deallocate: the command tag
+    std::string text;  // raise_error(_query): the ErrorResponse; retag and the like: the tag
+    // Client names given up when this was sent; they come back if the work never happens.
+    std::vector<std::pair<std::string, statement_ptr>> forgotten;
+    int swallow = 0;  // discard_rewritten: CommandCompletes still to swallow
+  };
+  // What the unnamed statement, and a portal bound from it, does for the client when executed:
+  // an extended-protocol DEALLOCATE, answered by sluice.
+  struct unnamed_effect {
+    std::string tag;   // "" = nothing: the statement is the client's own
+    bool all = false;  // DEALLOCATE ALL
+    std::string name;  // DEALLOCATE name
+    bool empty() const { return tag.empty(); }
   };
 
   void handle_client_message(char type, std::span<const char> body, std::span<const char> wire,
                              protocol::output_segments& out);
+  void on_named_parse(std::string name, std::string_view query,
+                      std::span<const std::uint32_t> types, protocol::output_segments& out);
   void add_to_server(const statement_ptr& statement, protocol::output_segments& out);
-  void ensure_on_server(const statement_ptr& statement, protocol::output_segments& out);
+  // False when the statement cannot be made here (a SQL PREPARE whose types are not known).
+  [[nodiscard]] bool ensure_on_server(const statement_ptr& statement,
+                                      protocol::output_segments& out);
+  void send_sync(protocol::output_segments& out);
+  void learn_types_after(const statement_ptr& statement, protocol::output_segments& out);
   void send_parse(const statement_ptr& statement, kind what, std::string client_name,
                   protocol::output_segments& out);
   void send_noop_close(kind what, statement_ptr statement, std::string client_name,
@@ -128,14 +168,24 @@ class statement_relay_fsm {
   void send_query(std::string_view sql, pending entry, protocol::output_segments& out);
   void on_unnamed_parse(std::string_view query, std::span<const char> wire,
                         protocol::output_segments& out);
+  void on_execute(std::span<const char> body, std::span<const char> wire,
+                  protocol::output_segments& out);
   void forget_missing_statement(std::span<const char> error_body);
   bool rewrite_deallocates(std::string_view sql, protocol::output_segments& out);
-  bool failed_ = false;  // the head query entry already saw its error
-  // DEALLOCATE sent through the extended protocol is prepared as an empty statement; its
-  // Execute's EmptyQueryResponse becomes CommandComplete with this tag.
-  std::string unnamed_statement_tag_, unnamed_portal_tag_;
-  void roll_back(const pending& entry);
+  // Takes the client's names away, tentatively: `name`, or every name when `all`.
+  std::vector<std::pair<std::string, statement_ptr>> forget(bool all, const std::string& name);
+  void restore(std::vector<std::pair<std::string, statement_ptr>>& forgotten);
+  // Whether an earlier request closed by its Sync (or a simple Query) still awaits its
+  // ReadyForQuery: the transaction status at the server's next message is then not known.
+  bool earlier_batch_pending() const;
+  // Whether such an earlier request may still roll back changes made for it.
+  bool tentative_changes_pending() const;
+  static bool is_tentative(kind what);
+  void roll_back(pending& entry);
   void skip_to_sync();
+  verdict on_query_reply(pending& head, char type, std::span<const char> body,
+                         protocol::output_segments& out);
+  void append_owned(protocol::output_segments& out, std::string_view bytes);
 
   client_statement_map& client_;
   server_statement_cache& server_;
@@ -147,6 +197,9 @@ class statement_relay_fsm {
   // A batch failed before its Sync reached the fsm: drop the client's messages up to that
   // Sync, as PostgreSQL ignores them.
   bool dropping_until_sync_ = false;
+  bool failed_ = false;  // the head query entry already saw its error
+  char status_ = 'I';    // the transaction status of the last ReadyForQuery
+  unnamed_effect unnamed_statement_effect_, unnamed_portal_effect_;
 };
 
 }  // namespace sluice::pool

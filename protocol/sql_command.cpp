@@ -254,4 +254,37 @@ sql_command classify_sql_command(std::string_view sql) {
   return out;
 }
 
+std::string_view prepared_statement_body(std::string_view definition) {
+  std::size_t i = 0;
+  const auto skip_space = [&] {
+    while (i < definition.size() && std::isspace(static_cast<unsigned char>(definition[i]))) ++i;
+  };
+  skip_space();
+  if (i < definition.size() && definition[i] == '(') {
+    // The type list: nested parentheses (numeric(10, 2)) and quoted identifiers.
+    int depth = 0;
+    while (i < definition.size()) {
+      const char c = definition[i++];
+      if (c == '"') {
+        while (i < definition.size() && definition[i] != '"') ++i;
+        if (i == definition.size()) return {};
+        ++i;
+      } else if (c == '(') {
+        ++depth;
+      } else if (c == ')' && --depth == 0) {
+        break;
+      }
+    }
+    if (depth != 0) return {};
+    skip_space();
+  }
+  if (i + 2 > definition.size() || (definition[i] | 0x20) != 'a' ||
+      (definition[i + 1] | 0x20) != 's')
+    return {};
+  i += 2;
+  if (i >= definition.size() || !std::isspace(static_cast<unsigned char>(definition[i]))) return {};
+  skip_space();
+  return definition.substr(i);
+}
+
 }  // namespace sluice::protocol

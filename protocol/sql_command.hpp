@@ -25,6 +25,10 @@ struct sql_command {
 
 sql_command classify_sql_command(std::string_view sql);
 
+// The statement of a PREPARE definition (what follows the name: "[(types)] AS statement"), or ""
+// when the definition does not read that way.
+std::string_view prepared_statement_body(std::string_view definition);
+
 // The statements of a simple Query, as views into `sql`, blank ones dropped. False when a
 // literal, quoted identifier or comment is left open.
 bool split_statements(std::string_view sql, std::vector<std::string_view>& statements);

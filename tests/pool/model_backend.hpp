@@ -19,7 +19,9 @@ namespace sluice::pool::testing {
 // --- A model of PostgreSQL ----------------------------------------------------------------------
 
 // SQL the model understands: "bad ..." does not parse (42601), "SELECT ..." returns one row,
-// "... boom" fails when executed (22012), anything else returns no rows.
+// "... boom" fails when executed (22012), BEGIN, COMMIT and ROLLBACK open and end a transaction
+// block (in which a failure leaves the block failed, refusing all but COMMIT and ROLLBACK with
+// 25P02), anything else returns no rows.
 class model_backend {
  public:
   struct statement {
@@ -28,9 +30,6 @@ class model_backend {
   };
   std::map<std::string, statement> statements;  // "" is the unnamed statement
   std::map<std::string, statement> portals;
-  // PostgreSQL parses and analyses a named Parse's query before it checks the name is free;
-  // set to check the name first instead.
-  bool duplicate_before_syntax = false;
   // The next Bind fails with this error (sqlstate, message), once.
   std::optional<std::pair<std::string, std::string>> next_bind_error;
   // Statements whose plan no longer fits (DDL changed a result type): every Bind and EXECUTE
@@ -38,6 +37,8 @@ class model_backend {
   std::set<std::string> stale;
   // Every message received, for checks on what the server was sent.
   std::vector<message> received;
+  // The transaction status: 'I' idle, 'T' in a transaction block, 'E' in a failed one.
+  char status = 'I';
 
   std::string receive(std::string_view bytes) {
     std::string out;
@@ -67,6 +68,20 @@ class model_backend {
   void fail(std::string& out, std::string_view sqlstate, std::string_view text, bool extended) {
     out += be::error(sqlstate, text);
     if (extended) skipping_ = true;
+    if (status == 'T') status = 'E';
+  }
+
+  static bool is_exit(const std::string& sql) {
+    const auto u = upper(sql);
+    return u.starts_with("COMMIT") || u.starts_with("ROLLBACK");
+  }
+  // PostgreSQL's refusal of all but COMMIT and ROLLBACK in a failed transaction block.
+  bool refused(const std::string& sql, std::string& out, bool extended) {
+    if (status != 'E' || is_exit(sql)) return false;
+    fail(out, "25P02",
+         "current transaction is aborted, commands ignored until end of transaction block",
+         extended);
+    return true;
   }
 
   void describe_result(const statement& s, std::string& out) {
@@ -88,9 +103,9 @@ class model_backend {
         const std::string name(p->name);
         const bool taken = !name.empty() && statements.contains(name);
         const auto duplicate = "prepared statement \"" + name + "\" already exists";
-        if (taken && duplicate_before_syntax) return fail(out, "42P05", duplicate, true);
         if (p->query.starts_with("bad"))
           return fail(out, "42601", "syntax error at or near \"bad\"", true);
+        if (refused(std::string(p->query), out, true)) return;
         if (taken) return fail(out, "42P05", duplicate, true);
         statements[name] = {std::string(p->query), p->param_types};
         stale.erase(name);
@@ -102,6 +117,7 @@ class model_backend {
         REQUIRE(b);
         const auto it = statements.find(std::string(b->statement));
         if (it == statements.end()) return fail(out, "26000", not_exist(b->statement), true);
+        if (refused(it->second.sql, out, true)) return;
         if (next_bind_error) {
           const auto [sqlstate, text] = *next_bind_error;
           next_bind_error.reset();
@@ -134,8 +150,9 @@ class model_backend {
         if (it == portals.end())
           return fail(out, "34000", "portal \"" + std::string(e->portal) + "\" does not exist",
                       true);
+        if (refused(it->second.sql, out, true)) return;
         if (it->second.sql.empty()) return protocol::append_empty_query_response(out);
-        if (is_utility(it->second.sql)) {
+        if (is_utility(it->second.sql) || is_transaction_control(it->second.sql)) {
           run_statement(it->second.sql, out, true);
           return;
         }
@@ -162,8 +179,8 @@ class model_backend {
       }
       case 'S':
         skipping_ = false;
-        portals.clear();  // the implicit transaction ends
-        out += be::ready();
+        if (status == 'I') portals.clear();  // the implicit transaction ends
+        out += be::ready(status);
         return;
       case 'H':
         return;
@@ -173,7 +190,7 @@ class model_backend {
         statements.erase("");  // a simple Query drops the unnamed statement
         portals.clear();
         simple_query(std::string(q->sql), out);
-        out += be::ready();
+        out += be::ready(status);
         return;
       }
       default:
@@ -226,6 +243,10 @@ class model_backend {
     for (auto& c : text) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
     return text;
   }
+  static bool is_transaction_control(const std::string& sql) {
+    const auto u = upper(sql);
+    return u == "BEGIN" || u.starts_with("COMMIT") || u.starts_with("ROLLBACK");
+  }
   static bool is_utility(const std::string& sql) {
     const auto u = upper(sql);
     return u.starts_with("DEALLOCATE") || u.starts_with("DISCARD");
@@ -233,12 +254,29 @@ class model_backend {
 
   // One statement of a simple Query, or the query of an executed portal (`extended`).
   bool run_statement(const std::string& raw, std::string& out, bool extended = false) {
+    if (!extended && refused(raw, out, false)) return false;
+    if (is_transaction_control(raw)) {
+      const auto u = upper(raw);
+      if (u == "BEGIN") {
+        if (status == 'I') status = 'T';
+        out += be::command_complete("BEGIN");
+      } else {
+        const bool commit = u.starts_with("COMMIT") && status == 'T';
+        status = 'I';
+        out += be::command_complete(commit ? "COMMIT" : "ROLLBACK");
+      }
+      return true;
+    }
     // Keywords in any case; "DEALLOCATE PREPARE x" is "DEALLOCATE x".
     std::string sql = raw;
     if (is_utility(sql)) {
       sql = upper(sql.substr(0, sql.find(' '))) + sql.substr(std::min(sql.size(), sql.find(' ')));
       if (upper(sql).starts_with("DEALLOCATE PREPARE ")) sql = "DEALLOCATE " + sql.substr(19);
       if (upper(sql) == "DEALLOCATE ALL" || upper(sql) == "DISCARD ALL") sql = upper(sql);
+    }
+    if (sql == "DISCARD ALL" && status != 'I') {
+      fail(out, "25001", "DISCARD ALL cannot run inside a transaction block", extended);
+      return false;
     }
     if (sql == "DISCARD ALL") {
       statements.clear();
