@@ -200,9 +200,8 @@ awaitable<bool> client_session::log_in() {
     co_return false;
   }
 
-  const auto* user = context_.credentials.find(user_);
   const auto outcome =
-      co_await authenticate_client(socket_, in_, settings.auth, user, context_.credentials);
+      co_await authenticate_client(socket_, in_, settings.auth, user_, context_.credentials);
   switch (outcome) {
     case auth_outcome::accepted:
       break;
