@@ -189,9 +189,12 @@ constexpr std::array keys{
   key_spec{.path = "databases.<name>.url", .type = value_type::url, .default_value = {},
            .reloadable = true,
            .doc = "Server to connect to: a libpq URI (postgresql://user:password@host:port/dbname"
-                  "?sslmode=...) or keyword/value string, with host, port, dbname, user, "
-                  "password, sslmode and options. dbname defaults to <name>; without a user, "
-                  "sluice logs in as the client's user.",
+                  "?application_name=...) or keyword/value string, with host, port, dbname, "
+                  "user, password, options and application_name. dbname defaults to <name>; "
+                  "without a user, sluice logs in as the client's user. Plain text only for "
+                  "now: sslmode may be disable, allow or prefer (which fall back to plain text "
+                  "as libpq does without TLS); a setting that asks for TLS, or any other libpq "
+                  "setting, is an error.",
            .required = true, .secret = true, .store = &put<&database_settings::server>},
   key_spec{.path = "databases.<name>.pool", .type = value_type::section, .default_value = {},
            .reloadable = true,

@@ -126,7 +126,7 @@ pool:
   login_timeout: 2s
 databases:
   app:
-    url: postgresql://u:pw@db/appdb?sslmode=require
+    url: postgresql://u:pw@db/appdb?sslmode=prefer
 users:
   - name: alice
     password: md5aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa
@@ -159,7 +159,7 @@ users:
                                     .login_timeout = 2s};
   CHECK(c.pool == expected_pool);
   REQUIRE(c.databases.size() == 1);
-  CHECK(c.databases[0].server == upstream("db", 5432, "appdb", "u", "pw", "require"));
+  CHECK(c.databases[0].server == upstream("db", 5432, "appdb", "u", "pw", "prefer"));
   CHECK(c.databases[0].pool == expected_pool);
   CHECK(c.users == std::vector<user_settings>{{"alice", "md5aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"},
                                               {"bob", "plain"}});
@@ -423,6 +423,11 @@ TEST_CASE("loader: errors in databases and users", "[config][loader]") {
       {"databases:\n  app:\n    url: postgresql://u:hunter2@h:99999/d\nusers:\n  - name: u\n"
        "    password: p\n",
        {"test.yaml:3:10: databases.app.url: port must be a number from 1 to 65535"}},
+      {"databases:\n  app:\n    url: postgresql://u:hunter2@h/d?sslmode=require\nusers:\n"
+       "  - name: u\n    password: p\n",
+       {"test.yaml:3:10: databases.app.url: sslmode=require asks for TLS, which sluice does not "
+        "support on server connections yet; use sslmode=disable (allow and prefer are accepted "
+        "too: they connect in plain text, as libpq does when TLS is unavailable)"}},
       {"databases:\n  app:\n    url: host=a\n  app:\n    url: host=b\nusers:\n  - name: u\n"
        "    password: p\n",
        {"test.yaml:4:3: databases.app: duplicate database (first set at line 2)"}},
