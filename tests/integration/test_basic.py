@@ -119,6 +119,14 @@ class CliTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0, self.output(r))
         self.assertIn("-c", self.output(r))
         self.assertIn("--check", self.output(r))
+        # The config keys, from the key table (etc/sluice.yaml says --help lists them):
+        # name, type, default, reloadable, and what it does.
+        for line in ("pool.size  (integer, 1..100000, default 20, reloadable)",
+                     "listen.port  (integer, 1..65535, default 6432, needs restart)",
+                     "databases.<name>.url  (connection url, required, reloadable)",
+                     "users[].password  (string, required, reloadable)"):
+            self.assertIn(line + "\n", r.stdout)
+        self.assertIn("Server connections the pool keeps for clients.", r.stdout)
 
     def test_check_accepts_good_config(self):
         path = self.write_config(self.good_config_text())
