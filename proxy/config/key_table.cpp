@@ -45,6 +45,10 @@ void assign(upstream_settings& field, const parsed_value& value) {
   field = std::get<upstream_settings>(value);
 }
 
+void assign(std::vector<std::string>& field, const parsed_value& value) {
+  field = std::get<std::vector<std::string>>(value);
+}
+
 template <auto Member>
 struct member_of;
 template <class Section, class Field, Field Section::*Member>
@@ -117,6 +121,18 @@ constexpr std::array keys{
   key_spec{.path = "log_level", .type = value_type::choice, .default_value = "info",
            .reloadable = true, .doc = "Least severe log level written.", .choices = log_levels,
            .store = &put<&settings::log_level>},
+
+  key_spec{.path = "admin_users", .type = value_type::name_list, .default_value = "[]",
+           .reloadable = true,
+           .doc = "Users who may use the admin console (database \"sluice\") for every command, "
+                  "as PgBouncer's admin_users; each must be in users. Anyone not here or in "
+                  "stats_users is refused (42501) after authenticating.",
+           .store = &put<&settings::admin_users>},
+  key_spec{.path = "stats_users", .type = value_type::name_list, .default_value = "[]",
+           .reloadable = true,
+           .doc = "Users who may use the admin console for read-only SHOW commands, as "
+                  "PgBouncer's stats_users; each must be in users.",
+           .store = &put<&settings::stats_users>},
 
   key_spec{.path = "pool", .type = value_type::section, .default_value = {}, .reloadable = true,
            .doc = "Defaults for every database's pool; a database may override any of them."},
@@ -305,6 +321,8 @@ std::string describe_type(const key_spec& spec) {
       return fmt::format("size, {}..{}", format_byte_size(spec.min), format_byte_size(spec.max));
     case value_type::url:
       return "connection url";
+    case value_type::name_list:
+      return "list of user names";
   }
   return {};
 }
@@ -318,6 +336,9 @@ scalar_result<parsed_value> parse_value(const key_spec& spec, std::string_view t
       return failure("expected a mapping, not a single value");
     case value_type::string:
       if (text.empty()) return failure("must not be empty");
+      return {parsed_value{std::string(text)}, {}};
+    case value_type::name_list:  // one item
+      if (text.empty()) return failure("a user name must not be empty");
       return {parsed_value{std::string(text)}, {}};
     case value_type::choice:
       for (const auto& c : spec.choices) {

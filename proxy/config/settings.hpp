@@ -111,6 +111,11 @@ struct settings {
   std::uint32_t max_message_size = 64 * 1024 * 1024;  // cap on one buffered message, in bytes
   duration client_login_timeout = std::chrono::seconds{15};
   std::string log_level = "info";  // trace | debug | info | warn | error
+  // Who may use the admin console (database "sluice"), as PgBouncer's keys of the same names:
+  // admin_users every command, stats_users read-only SHOW. Anyone else is refused (42501)
+  // after authenticating. Each name must be one of `users`.
+  std::vector<std::string> admin_users;
+  std::vector<std::string> stats_users;
   pool_settings pool;
   std::vector<database_settings> databases;
   std::vector<user_settings> users;
