@@ -60,6 +60,15 @@ class table {
 
 }  // namespace
 
+console_access console_access_of(const config::settings& settings, std::string_view user) {
+  const auto listed = [&](const std::vector<std::string>& names) {
+    return std::find(names.begin(), names.end(), user) != names.end();
+  };
+  if (listed(settings.admin_users)) return console_access::admin;
+  if (listed(settings.stats_users)) return console_access::stats;
+  return console_access::none;
+}
+
 admin_snapshot take_snapshot(const pool_registry& pools,
                              const shared_statement_registry& statements, std::uint32_t clients,
                              unsigned workers) {

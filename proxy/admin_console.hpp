@@ -5,6 +5,11 @@
 // client addresses.
 //
 // Commands: SHOW HELP | POOLS | STATS | VERSION. Anything else is 42601.
+//
+// Who may use it: the users in admin_users or stats_users, as in PgBouncer. Anyone else is
+// refused with 42501 once authenticated, as PostgreSQL refuses a role without CONNECT
+// privilege (PgBouncer 1.25 refuses before asking for the password, with 08P01 "not allowed";
+// checking the password first tells someone without it nothing about the lists).
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -16,6 +21,18 @@
 namespace sluice::proxy {
 
 inline constexpr std::string_view admin_database = "sluice";
+
+// What a user may do on the console.
+enum class console_access {
+  none,   // in neither list: refused (42501) after authenticating
+  stats,  // in stats_users only: read-only SHOW commands
+  admin,  // in admin_users: every command
+};
+console_access console_access_of(const config::settings& settings, std::string_view user);
+
+// The message a user without access gets, with 42501.
+inline constexpr std::string_view console_refusal =
+    "not allowed: only admin_users and stats_users may use the sluice admin console";
 
 // What the console reports, gathered by the session before it answers.
 struct admin_snapshot {

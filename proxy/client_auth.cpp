@@ -72,7 +72,7 @@ awaitable<auth_outcome> scram_exchange(tcp::socket& socket, byte_buffer& buffer,
 }
 
 awaitable<auth_outcome> md5_exchange(tcp::socket& socket, byte_buffer& buffer,
-                                     const user_credentials* user) {
+                                     const user_credentials& user, bool known_user) {
   std::array<char, 4> salt;
   protocol::random_bytes(salt);
   std::string out;
@@ -82,10 +82,10 @@ awaitable<auth_outcome> md5_exchange(tcp::socket& socket, byte_buffer& buffer,
   if (reply.failure != auth_outcome::accepted) co_return reply.failure;
   auto password = protocol::decode_password_message(reply.body);
   if (!password) co_return auth_outcome::protocol_error;
-  if (!user || !user->md5_hash) co_return auth_outcome::rejected;
-  const auto expected = protocol::md5_salted_response(*user->md5_hash, salt);
-  co_return same_secret(password->password, expected) ? auth_outcome::accepted
-                                                      : auth_outcome::rejected;
+  if (!user.md5_hash) co_return auth_outcome::rejected;
+  const auto expected = protocol::md5_salted_response(*user.md5_hash, salt);
+  co_return same_secret(password->password, expected) && known_user ? auth_outcome::accepted
+                                                                    : auth_outcome::rejected;
 }
 
 bool cleartext_matches(const user_credentials& user, std::string_view password) {
@@ -102,7 +102,7 @@ bool cleartext_matches(const user_credentials& user, std::string_view password) 
 }
 
 awaitable<auth_outcome> cleartext_exchange(tcp::socket& socket, byte_buffer& buffer,
-                                           const user_credentials* user) {
+                                           const user_credentials& user, bool known_user) {
   std::string out;
   protocol::append_authentication_cleartext(out);
   if (co_await write_all(socket, out)) co_return auth_outcome::disconnected;
@@ -110,30 +110,33 @@ awaitable<auth_outcome> cleartext_exchange(tcp::socket& socket, byte_buffer& buf
   if (reply.failure != auth_outcome::accepted) co_return reply.failure;
   auto password = protocol::decode_password_message(reply.body);
   if (!password) co_return auth_outcome::protocol_error;
-  if (!user) co_return auth_outcome::rejected;
-  co_return cleartext_matches(*user, password->password) ? auth_outcome::accepted
-                                                         : auth_outcome::rejected;
+  co_return cleartext_matches(user, password->password) && known_user ? auth_outcome::accepted
+                                                                      : auth_outcome::rejected;
 }
 
 }  // namespace
 
 awaitable<auth_outcome> authenticate_client(tcp::socket& socket, byte_buffer& buffer,
-                                            config::auth_method method,
-                                            const user_credentials* user,
+                                            config::auth_method method, std::string_view user_name,
                                             const credential_store& store) {
+  const user_credentials* known = store.find(user_name);
+  // An unknown user is checked like a known one, against secrets no password matches.
+  const user_credentials mock = known ? user_credentials{} : store.mock_user(user_name);
+  const user_credentials& user = known ? *known : mock;
+  const bool known_user = known != nullptr;
   switch (method) {
     case config::auth_method::scram_sha_256:
-      // A user stored only as an md5 hash cannot do SCRAM; like PostgreSQL, that login fails.
-      co_return co_await scram_exchange(socket, buffer,
-                                        user && user->scram ? *user->scram : store.mock_verifier(),
-                                        user && user->scram);
+      // A user stored only as an md5 hash cannot do SCRAM; like PostgreSQL, that login fails
+      // after an exchange against the name's mock verifier.
+      if (user.scram) co_return co_await scram_exchange(socket, buffer, *user.scram, known_user);
+      co_return co_await scram_exchange(socket, buffer, store.mock_verifier(user_name), false);
     case config::auth_method::md5:
       // As in PostgreSQL, md5 upgrades to SCRAM for a user whose secret is a SCRAM verifier.
-      if (user && !user->md5_hash && user->scram)
-        co_return co_await scram_exchange(socket, buffer, *user->scram, true);
-      co_return co_await md5_exchange(socket, buffer, user);
+      if (!user.md5_hash && user.scram)
+        co_return co_await scram_exchange(socket, buffer, *user.scram, known_user);
+      co_return co_await md5_exchange(socket, buffer, user, known_user);
     case config::auth_method::plain:
-      co_return co_await cleartext_exchange(socket, buffer, user);
+      co_return co_await cleartext_exchange(socket, buffer, user, known_user);
   }
   co_return auth_outcome::protocol_error;
 }

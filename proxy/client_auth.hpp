@@ -4,6 +4,10 @@
 // Flow (SCRAM-SHA-256): AuthenticationSASL → SASLInitialResponse → AuthenticationSASLContinue
 // → SASLResponse → AuthenticationSASLFinal. md5: AuthenticationMD5Password(salt) → password.
 // Cleartext: AuthenticationCleartextPassword → password. The caller sends AuthenticationOk.
+//
+// A user not in `users` goes through the same exchange, with the same work to check it, against
+// credential_store::mock_user(): the same messages as a known user with a wrong password, a
+// challenge of the same shape, and then `rejected`.
 #include "proxy/asio.hpp"
 #include "proxy/byte_buffer.hpp"
 #include "proxy/config/settings.hpp"
@@ -19,8 +23,7 @@ enum class auth_outcome {
 };
 
 awaitable<auth_outcome> authenticate_client(tcp::socket& socket, byte_buffer& buffer,
-                                            config::auth_method method,
-                                            const user_credentials* user,
+                                            config::auth_method method, std::string_view user_name,
                                             const credential_store& store);
 
 }  // namespace sluice::proxy

@@ -200,9 +200,8 @@ awaitable<bool> client_session::log_in() {
     co_return false;
   }
 
-  const auto* user = context_.credentials.find(user_);
   const auto outcome =
-      co_await authenticate_client(socket_, in_, settings.auth, user, context_.credentials);
+      co_await authenticate_client(socket_, in_, settings.auth, user_, context_.credentials);
   switch (outcome) {
     case auth_outcome::accepted:
       break;
@@ -225,10 +224,17 @@ awaitable<bool> client_session::log_in() {
   }
 
   if (database_ == admin_database && !settings.find_database(admin_database)) {
-    admin_ = true;
     std::string ok;
     protocol::append_authentication_ok(ok);
     if (co_await write_all(socket_, ok)) co_return false;
+    // Only now, with the password checked: as PostgreSQL answers a role without CONNECT.
+    if (console_access_of(settings, user_) == console_access::none) {
+      context_.log->warn("client refused addr={} db={} user={}: not in admin_users or stats_users",
+                         peer_, database_, user_);
+      co_await fail("42501", console_refusal);
+      co_return false;
+    }
+    admin_ = true;
     pool::session_params reported;
     for (const auto& [name, value] :
          {std::pair<std::string_view, std::string_view>{"server_version", "15.0 (sluice)"},

@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "proxy/command_line_help.hpp"
 #include "proxy/config/loader.hpp"
 #include "proxy/daemon.hpp"
 
@@ -15,21 +16,6 @@
 #endif
 
 namespace {
-
-constexpr std::string_view usage = R"(Usage: sluice -c FILE [--check]
-       sluice --version | --help
-
-A PostgreSQL connection pooler: clients connect to sluice as if it were PostgreSQL,
-and it multiplexes them onto a small pool of server connections.
-
-Options:
-  -c, --config FILE   the YAML config (see etc/sluice.yaml for every key)
-      --check         validate the config, print every error, and exit (0 = valid)
-      --version       print the version and exit
-  -h, --help          print this help and exit
-
-Signals: SIGINT/SIGTERM stop the daemon.
-)";
 
 std::shared_ptr<spdlog::logger> make_logger(const std::string& level) {
   auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
@@ -48,7 +34,7 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
     if (arg == "--help" || arg == "-h") {
-      fmt::print("{}", usage);
+      fmt::print("{}", sluice::proxy::help_text());
       return 0;
     }
     if (arg == "--version") {
@@ -62,12 +48,12 @@ int main(int argc, char** argv) {
     } else if (arg.starts_with("--config=")) {
       config_path = std::string(arg.substr(9));
     } else {
-      fmt::print(stderr, "sluice: unknown argument \"{}\"\n\n{}", arg, usage);
+      fmt::print(stderr, "sluice: unknown argument \"{}\"\n\n{}", arg, sluice::proxy::usage_text());
       return 2;
     }
   }
   if (config_path.empty()) {
-    fmt::print(stderr, "sluice: no config given (-c FILE)\n\n{}", usage);
+    fmt::print(stderr, "sluice: no config given (-c FILE)\n\n{}", sluice::proxy::usage_text());
     return 2;
   }
 

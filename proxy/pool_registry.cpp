@@ -18,6 +18,7 @@ pool_registry::lookup pool_registry::get(const config::database_settings& databa
   upstream_login login;
   login.database = database.server.dbname.empty() ? database.name : database.server.dbname;
   login.options = database.server.options;
+  login.application_name = database.server.application_name;
   login.user = database.server.user.empty() ? std::string(user) : database.server.user;
   login.password = database.server.password;
   if (login.password.empty()) {

@@ -73,6 +73,8 @@ awaitable<open_outcome> login(server_connection& server, const upstream_login& l
   std::vector<std::pair<std::string, std::string>> params{{"user", login_as.user},
                                                           {"database", login_as.database}};
   if (!login_as.options.empty()) params.emplace_back("options", login_as.options);
+  if (!login_as.application_name.empty())
+    params.emplace_back("application_name", login_as.application_name);
   std::string request;
   protocol::append_startup_message(request, params);
   if ((out.error = co_await write_all(server.socket, request))) co_return out;

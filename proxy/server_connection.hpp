@@ -51,7 +51,8 @@ struct upstream_login {
   std::string user;
   std::string password;  // plain: what the server's SCRAM/md5/cleartext exchange needs
   std::string database;
-  std::string options;  // libpq "options" (-c name=value ...), passed through
+  std::string options;           // libpq "options" (-c name=value ...), passed through
+  std::string application_name;  // the url's, sent at startup when set
 };
 
 struct open_outcome {

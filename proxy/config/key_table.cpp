@@ -45,6 +45,10 @@ void assign(upstream_settings& field, const parsed_value& value) {
   field = std::get<upstream_settings>(value);
 }
 
+void assign(std::vector<std::string>& field, const parsed_value& value) {
+  field = std::get<std::vector<std::string>>(value);
+}
+
 template <auto Member>
 struct member_of;
 template <class Section, class Field, Field Section::*Member>
@@ -118,6 +122,18 @@ constexpr std::array keys{
            .reloadable = true, .doc = "Least severe log level written.", .choices = log_levels,
            .store = &put<&settings::log_level>},
 
+  key_spec{.path = "admin_users", .type = value_type::name_list, .default_value = "[]",
+           .reloadable = true,
+           .doc = "Users who may use the admin console (database \"sluice\") for every command, "
+                  "as PgBouncer's admin_users; each must be in users. Anyone not here or in "
+                  "stats_users is refused (42501) after authenticating.",
+           .store = &put<&settings::admin_users>},
+  key_spec{.path = "stats_users", .type = value_type::name_list, .default_value = "[]",
+           .reloadable = true,
+           .doc = "Users who may use the admin console for read-only SHOW commands, as "
+                  "PgBouncer's stats_users; each must be in users.",
+           .store = &put<&settings::stats_users>},
+
   key_spec{.path = "pool", .type = value_type::section, .default_value = {}, .reloadable = true,
            .doc = "Defaults for every database's pool; a database may override any of them."},
   key_spec{.path = "pool.mode", .type = value_type::choice, .default_value = "transaction",
@@ -189,9 +205,12 @@ constexpr std::array keys{
   key_spec{.path = "databases.<name>.url", .type = value_type::url, .default_value = {},
            .reloadable = true,
            .doc = "Server to connect to: a libpq URI (postgresql://user:password@host:port/dbname"
-                  "?sslmode=...) or keyword/value string, with host, port, dbname, user, "
-                  "password, sslmode and options. dbname defaults to <name>; without a user, "
-                  "sluice logs in as the client's user.",
+                  "?application_name=...) or keyword/value string, with host, port, dbname, "
+                  "user, password, options and application_name. dbname defaults to <name>; "
+                  "without a user, sluice logs in as the client's user. Plain text only for "
+                  "now: sslmode may be disable, allow or prefer (which fall back to plain text "
+                  "as libpq does without TLS); a setting that asks for TLS, or any other libpq "
+                  "setting, is an error.",
            .required = true, .secret = true, .store = &put<&database_settings::server>},
   key_spec{.path = "databases.<name>.pool", .type = value_type::section, .default_value = {},
            .reloadable = true,
@@ -302,6 +321,8 @@ std::string describe_type(const key_spec& spec) {
       return fmt::format("size, {}..{}", format_byte_size(spec.min), format_byte_size(spec.max));
     case value_type::url:
       return "connection url";
+    case value_type::name_list:
+      return "list of user names";
   }
   return {};
 }
@@ -315,6 +336,9 @@ scalar_result<parsed_value> parse_value(const key_spec& spec, std::string_view t
       return failure("expected a mapping, not a single value");
     case value_type::string:
       if (text.empty()) return failure("must not be empty");
+      return {parsed_value{std::string(text)}, {}};
+    case value_type::name_list:  // one item
+      if (text.empty()) return failure("a user name must not be empty");
       return {parsed_value{std::string(text)}, {}};
     case value_type::choice:
       for (const auto& c : spec.choices) {

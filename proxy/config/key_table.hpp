@@ -14,6 +14,7 @@
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 #include "proxy/config/scalars.hpp"
 #include "proxy/config/settings.hpp"
@@ -32,6 +33,7 @@ enum class value_type {
   optional_duration,  // a duration, or `off`
   byte_size,          // "64MB", "1kB" or bytes, within [min, max]
   url,                // a libpq URI or keyword/value connection string
+  name_list,          // a YAML list of user names ([a, b] or "- a" lines); [] = none
 };
 
 // What a duration of 0 means for a key.
@@ -48,8 +50,9 @@ struct choice {
 };
 
 // A scalar after parsing, before it is stored into its struct.
+// A name_list's items are parsed one at a time (each a std::string), then stored together.
 using parsed_value = std::variant<std::string, std::uint64_t, duration, std::optional<duration>,
-                                  choice, upstream_settings>;
+                                  choice, upstream_settings, std::vector<std::string>>;
 
 template <class Section>
 using store_fn = void (*)(Section& section, const parsed_value& value);
@@ -95,8 +98,8 @@ bool is_element(const key_spec& spec);
 // "session | transaction".
 std::string describe_type(const key_spec& spec);
 
-// Reads a scalar's text (already env-expanded) as the row says. `database_name` is the
-// database a `url` belongs to (its default dbname).
+// Reads a scalar's text (already env-expanded) as the row says; for a name_list, one item of
+// it. `database_name` is the database a `url` belongs to (its default dbname).
 scalar_result<parsed_value> parse_value(const key_spec& spec, std::string_view text,
                                         std::string_view database_name = {});
 

@@ -221,6 +221,9 @@ class document_reader {
       if (e == found.end()) continue;
       if (spec->store.index() == 0) {
         nested.push_back(*e);
+      } else if (spec->type == value_type::name_list) {
+        if (auto value = read_name_list(*e))
+          std::get<store_fn<Section>>(spec->store)(target, *value);
       } else if (auto value = read_scalar(*e, database_name)) {
         std::get<store_fn<Section>>(spec->store)(target, *value);
       }
@@ -260,6 +263,42 @@ class document_reader {
       return std::nullopt;
     }
     return std::move(parsed.value);
+  }
+
+  // A list of names, each item read like a scalar (env-expanded, checked) at its own path
+  // ("admin_users[1]"), so that errors and cross-key checks point at the item.
+  std::optional<parsed_value> read_name_list(const entry& e) {
+    if (e.value.IsNull()) return parsed_value{std::vector<std::string>{}};
+    if (!e.value.IsSequence()) {
+      error(e.at, e.path,
+            fmt::format("expected a list of user names ([a, b], or one \"- name\" per line), "
+                        "got {}",
+                        describe_node(e.value)));
+      where_[e.path].valid = false;
+      return std::nullopt;
+    }
+    std::vector<std::string> names;
+    bool readable = true;
+    std::size_t i = 0;
+    for (const auto& item : e.value) {
+      const std::string path = fmt::format("{}[{}]", e.path, i++);
+      const auto at = item.IsNull() ? e.at : position_of(item.Mark());
+      where_[path] = at;
+      if (!item.IsScalar()) {
+        error(at, path, fmt::format("expected a user name, got {}", describe_node(item)));
+        where_[path].valid = false;
+        readable = false;
+      } else if (auto name = read_scalar({e.spec, path, item, at}, {})) {
+        names.push_back(std::get<std::string>(*name));
+      } else {
+        readable = false;
+      }
+    }
+    if (!readable) {
+      where_[e.path].valid = false;
+      return std::nullopt;
+    }
+    return parsed_value{std::move(names)};
   }
 
   void read_databases(const entry& databases, settings& config) {

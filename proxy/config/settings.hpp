@@ -50,16 +50,18 @@ struct pool_settings {
 
 // Where a database lives, from its `url` (a libpq URI or keyword/value string). `host` may
 // be a unix socket directory (it starts with '/'). Empty strings mean "not given": an empty
-// `user` means the daemon logs in as the client's user name, an empty `sslmode` leaves the
-// choice to the daemon.
+// `user` means the daemon logs in as the client's user name.
 struct upstream_settings {
   std::string host = "127.0.0.1";
   std::uint16_t port = 5432;
   std::string dbname;  // defaults to the database's name in the config
   std::string user;
   std::string password;
-  std::string sslmode;  // disable | allow | prefer | require | verify-ca | verify-full
-  std::string options;  // libpq `options`: command-line options sent at startup
+  // disable | allow | prefer, or empty: all connect in plain text (sluice has no TLS to
+  // servers yet, and the url parser refuses the modes that need it).
+  std::string sslmode;
+  std::string options;           // libpq `options`: command-line options sent at startup
+  std::string application_name;  // sent at startup when set (or fallback_application_name)
 
   bool operator==(const upstream_settings&) const = default;
 };
@@ -109,6 +111,11 @@ struct settings {
   std::uint32_t max_message_size = 64 * 1024 * 1024;  // cap on one buffered message, in bytes
   duration client_login_timeout = std::chrono::seconds{15};
   std::string log_level = "info";  // trace | debug | info | warn | error
+  // Who may use the admin console (database "sluice"), as PgBouncer's keys of the same names:
+  // admin_users every command, stats_users read-only SHOW. Anyone else is refused (42501)
+  // after authenticating. Each name must be one of `users`.
+  std::vector<std::string> admin_users;
+  std::vector<std::string> stats_users;
   pool_settings pool;
   std::vector<database_settings> databases;
   std::vector<user_settings> users;

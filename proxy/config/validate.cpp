@@ -114,6 +114,28 @@ void check_users(const settings& config, const source_map& where, error_sink& er
   }
 }
 
+// A listed name must be a configured user: only those can log in, so any other name could
+// never use the console and is most likely a typo. (PgBouncer does not check, because its
+// users may also come from auth_query or a unix-socket peer; sluice has only `users`.)
+void check_console_users(const settings& config, const source_map& where, error_sink& errors) {
+  for (std::size_t i = 0; i < config.users.size(); ++i) {
+    // A user whose name could not be read might be the one listed: judge nothing.
+    if (unreadable(where, fmt::format("users[{}].name", i))) return;
+  }
+  for (const auto& [key, names] : {std::pair<std::string_view, const std::vector<std::string>&>{
+                                       "admin_users", config.admin_users},
+                                   {"stats_users", config.stats_users}}) {
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      if (config.find_user(names[i]) != nullptr) continue;
+      const std::string path = fmt::format("{}[{}]", key, i);
+      errors.add(path, {path, key},
+                 fmt::format("\"{}\" is not one of users, so it could never log in to the "
+                             "admin console",
+                             names[i]));
+    }
+  }
+}
+
 }  // namespace
 
 std::vector<config_error> validate_settings(const settings& config, const source_map& where,
@@ -121,6 +143,7 @@ std::vector<config_error> validate_settings(const settings& config, const source
   error_sink errors(where, file_name);
   check_pool_sizes(config, where, errors);
   check_users(config, where, errors);
+  check_console_users(config, where, errors);
   return errors.take();
 }
 

@@ -1,7 +1,7 @@
 #pragma once
 // The rules that span several keys (min_size <= size, unique user names, passwords usable
-// with the chosen auth), checked on the parsed structs. Rules about a single value live in
-// the key table; this is everything else.
+// with the chosen auth, admin_users and stats_users naming configured users), checked on the parsed
+// structs. Rules about a single value live in the key table; this is everything else.
 
 #include <map>
 #include <string>

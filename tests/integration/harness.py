@@ -42,7 +42,9 @@ import pgwire
 
 HERE = Path(__file__).resolve().parent
 SOURCE_DIR = Path(os.environ.get("SOURCE_DIR") or HERE.parent.parent)
-SLUICE_BIN = os.environ.get("SLUICE_BIN") or str(SOURCE_DIR / "build" / "sluice")
+# Absolute: the daemon is started from its own temporary directory, where the README's
+# `SLUICE_BIN=build/sluice` would name nothing.
+SLUICE_BIN = os.path.abspath(os.environ.get("SLUICE_BIN") or SOURCE_DIR / "build" / "sluice")
 PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
 TMP_BASE = os.environ.get("SLUICE_TEST_TMPDIR", "/tmp")
 KEEP = bool(os.environ.get("SLUICE_TEST_KEEP"))

@@ -3,6 +3,7 @@ cluster lifecycle, the helpers, the wire client's three password methods and
 error fields, and that cleanup happens even when the test process is killed.
 If these fail, a failing sluice test says nothing about sluice."""
 
+import base64
 import os
 import signal
 import struct
@@ -142,6 +143,21 @@ class PostgresReferenceTest(unittest.TestCase):
                          unknown.message.replace("no_such_user", "<user>"))
         self.assertEqual(wrong_requests, [pgwire.AUTH_SASL, pgwire.AUTH_SASL_CONTINUE])
         self.assertEqual(wrong_requests, unknown_requests)
+
+    def test_unknown_users_get_a_stable_salt_of_their_own(self):
+        def challenge(user):
+            conn = pgwire.Connection(harness.HOST, self.pg.port, user, "nope", "postgres")
+            with self.assertRaises(pgwire.ServerError):
+                conn.connect()
+            first = conn.scram_server_first
+            return base64.b64decode(first["s"]), int(first["i"])
+
+        known = challenge("app")
+        unknown, other = challenge("no_such_user"), challenge("nobody_else")
+        self.assertEqual(challenge("no_such_user"), unknown)
+        self.assertEqual(challenge("app"), known)
+        self.assertEqual(len({known[0], unknown[0], other[0]}), 3)
+        self.assertEqual({(len(salt), i) for salt, i in (known, unknown, other)}, {(16, 4096)})
 
     def test_unknown_database(self):
         err, _ = self.login_error("app", "app-pw", "no_such_db")

@@ -114,7 +114,10 @@ class Connection:
     After connect(): `auth_requests` lists the authentication request codes the
     server sent, in order (e.g. [AUTH_SASL, AUTH_SASL_CONTINUE, AUTH_SASL_FINAL,
     AUTH_OK]), `parameters` holds the ParameterStatus values and `backend_key`
-    the BackendKeyData (pid, secret) if one was sent.
+    the BackendKeyData (pid, secret) if one was sent. `md5_salt` is the salt of an
+    AuthenticationMD5Password and `scram_server_first` the attributes of the SCRAM
+    server-first-message ({"r": nonce, "s": base64 salt, "i": iterations}), when sent;
+    they stay set when the login fails, for tests that compare exchanges.
     """
 
     def __init__(
@@ -138,6 +141,8 @@ class Connection:
         self.sock: socket.socket | None = None
         self.auth_requests: list[int] = []
         self.sasl_mechanisms: list[str] = []
+        self.md5_salt: bytes | None = None
+        self.scram_server_first: dict[str, str] | None = None
         self.parameters: dict[str, str] = {}
         self.backend_key: tuple[int, int] | None = None
         self.notices: list[dict[str, str]] = []
@@ -225,6 +230,7 @@ class Connection:
             if code == AUTH_CLEARTEXT:
                 self._send_password(self._need_password())
             elif code == AUTH_MD5:
+                self.md5_salt = body[4:8]
                 self._send_password(md5_response(self.user, self._need_password(), body[4:8]))
             elif code == AUTH_SASL:
                 self.sasl_mechanisms = [m.decode() for m in body[4:].split(b"\0") if m]
@@ -238,6 +244,7 @@ class Connection:
             elif code == AUTH_SASL_CONTINUE:
                 if scram is None:
                     raise ProtocolError("SASLContinue before SASL")
+                self.scram_server_first = scram_attributes(body[4:])
                 self.send("p", scram.client_final(body[4:]))
             elif code == AUTH_SASL_FINAL:
                 if scram is None:
@@ -345,6 +352,11 @@ def _decode_data_row(body: bytes) -> list[str | None]:
     return row
 
 
+def scram_attributes(message: bytes) -> dict[str, str]:
+    """A SCRAM message's attributes: b"r=abc,s=c2FsdA==,i=4096" -> {"r": "abc", ...}."""
+    return dict(part.split("=", 1) for part in message.decode().split(","))
+
+
 class _ScramClient:
     """SCRAM-SHA-256 without channel binding, as libpq does it (RFC 5802, RFC 7677)."""
 
@@ -361,7 +373,7 @@ class _ScramClient:
         return ("n,," + self.client_first_bare).encode()
 
     def client_final(self, server_first: bytes) -> bytes:
-        attrs = dict(part.split("=", 1) for part in server_first.decode().split(","))
+        attrs = scram_attributes(server_first)
         nonce, salt, iterations = attrs["r"], base64.b64decode(attrs["s"]), int(attrs["i"])
         if not nonce.startswith(self.nonce):
             raise ProtocolError("server nonce does not extend the client nonce")

@@ -3,6 +3,8 @@ plain), users stored as plain text, SCRAM verifier or md5 hash, and failures
 that look exactly like PostgreSQL's own and give away nothing about which
 users exist."""
 
+import base64
+
 import harness
 import pgwire
 from harness import ProxyTestCase
@@ -46,7 +48,17 @@ class AuthTest(ProxyTestCase):
         with self.assertRaises(pgwire.ServerError) as cm:
             conn.connect()
         cm.exception.auth_requests = conn.auth_requests
+        cm.exception.connection = conn
         return cm.exception
+
+    def scram_challenge(self, sluice, user) -> tuple[bytes, int]:
+        """The salt (raw bytes) and iteration count of the SCRAM challenge sluice gives
+        `user`, from a login with a wrong password (so it fails with 28P01 either way)."""
+        err = self.login_error(sluice, user, "not-the-password")
+        self.assertEqual(err.sqlstate, "28P01", err.fields)
+        first = err.connection.scram_server_first
+        self.assertIsNotNone(first, f"no SCRAM challenge for {user}")
+        return base64.b64decode(first["s"]), int(first["i"])
 
     # -- the methods ---------------------------------------------------------
 
@@ -102,6 +114,55 @@ class AuthTest(ProxyTestCase):
                 self.assertTrue(wrong.auth_requests, "failed before any auth request")
                 if method == "scram-sha-256":
                     self.assertEqual(wrong.auth_requests, [AUTH_SASL, AUTH_SASL_CONTINUE])
+
+    def test_unknown_users_get_a_stable_salt_of_their_own(self):
+        # PostgreSQL gives an unknown role a salt derived from its name (harness_selftest
+        # checks that); one fixed salt for every unknown name would tell them apart.
+        known = {user: self.scram_challenge(self.scram, user)
+                 for user in (self.client_user, "scram_user")}
+        unknown = {user: self.scram_challenge(self.scram, user)
+                   for user in ("no_such_user", "nobody_else", "x", "scram_userx")}
+        seen = {**known, **unknown}
+        for user, challenge in seen.items():
+            with self.subTest(user=user):  # the same name twice: the same challenge
+                self.assertEqual(self.scram_challenge(self.scram, user), challenge)
+        salts = [salt for salt, _ in seen.values()]
+        self.assertEqual(len(set(salts)), len(salts), "two names share a salt")
+        # The same shape: 16-byte salts and 4096 iterations, known or not.
+        self.assertEqual({(len(salt), i) for salt, i in known.values()}, {(16, 4096)})
+        self.assertEqual({(len(salt), i) for salt, i in unknown.values()}, {(16, 4096)})
+
+    def test_unknown_users_look_like_the_configured_verifiers(self):
+        # Verifiers with 10000 iterations and 20-byte salts: an unknown user's challenge
+        # must have that shape too, not sluice's own 4096 and 16.
+        users = [{"name": f"v{n}", "password": pgwire.scram_verifier(
+                     self.verifier_password, salt=bytes([n]) * 20, iterations=10000)}
+                 for n in range(3)]
+        sluice = self.launch_sluice(users=users, auth="scram-sha-256")
+        self.addCleanup(sluice.stop)
+        self.assertEqual(self.scram_challenge(sluice, "v1"), (bytes([1]) * 20, 10000))
+        for user in ("no_such_user", "nobody_else"):
+            with self.subTest(user=user):
+                salt, iterations = self.scram_challenge(sluice, user)
+                self.assertEqual((len(salt), iterations), (20, 10000))
+        # With two shapes configured, each unknown name takes one of them.
+        mixed = self.launch_sluice(users=[users[0], {"name": self.client_user,
+                                                     "password": self.client_password}])
+        self.addCleanup(mixed.stop)
+        for n in range(8):
+            with self.subTest(user=f"ghost{n}"):
+                salt, iterations = self.scram_challenge(mixed, f"ghost{n}")
+                self.assertIn((len(salt), iterations), {(20, 10000), (16, 4096)})
+
+    def test_md5_salts_are_fresh_for_known_and_unknown_users(self):
+        salts = []
+        for user in (self.client_user, "md5_user", "no_such_user", "no_such_user"):
+            with self.subTest(user=user):
+                err = self.login_error(self.md5, user, "not-the-password")
+                self.assertEqual(err.auth_requests, [AUTH_MD5])
+                self.assertEqual(len(err.connection.md5_salt), 4)
+                salts.append(err.connection.md5_salt)
+        self.assertEqual(len(set(salts)), len(salts), salts)
 
     def test_wrong_password_for_stored_hashes(self):
         for method, user in [("scram-sha-256", "scram_user"), ("md5", "md5_user"),

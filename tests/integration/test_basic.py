@@ -62,6 +62,22 @@ class QueryTest(ProxyTestCase):
         self.assertEqual(r.returncode, 3)  # psql: error in script with ON_ERROR_STOP
         self.assertIn("division by zero", r.stderr)
 
+    def test_url_application_name_is_what_a_client_without_one_sees(self):
+        url = self.pg.url(self.upstream_user, self.upstream_password) + "?application_name=pooled"
+        for mode in ("session", "transaction"):
+            with self.subTest(pool_mode=mode):
+                sluice = self.launch_sluice(upstream_url=url, pool_mode=mode)
+                self.addCleanup(sluice.stop)
+                # The wire client sends no application_name: the server's, from the url.
+                with sluice.connect(self.client_user, self.client_password) as conn:
+                    self.assertEqual(conn.parameters.get("application_name"), "pooled")
+                    self.assertEqual(conn.query("SHOW application_name"), [["pooled"]])
+                # psql sends its own, which wins as it would against PostgreSQL.
+                r = self.client_psql(sluice, "SHOW application_name")
+                self.assertEqual(r.stdout.strip(), "psql")
+                with sluice.connect(self.client_user, self.client_password) as conn:
+                    self.assertEqual(conn.query("SHOW application_name"), [["pooled"]])
+
     def test_parallel_clients(self):
         conns = [self.sluice.connect(self.client_user, self.client_password) for _ in range(4)]
         try:
@@ -103,6 +119,14 @@ class CliTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0, self.output(r))
         self.assertIn("-c", self.output(r))
         self.assertIn("--check", self.output(r))
+        # The config keys, from the key table (etc/sluice.yaml says --help lists them):
+        # name, type, default, reloadable, and what it does.
+        for line in ("pool.size  (integer, 1..100000, default 20, reloadable)",
+                     "listen.port  (integer, 1..65535, default 6432, needs restart)",
+                     "databases.<name>.url  (connection url, required, reloadable)",
+                     "users[].password  (string, required, reloadable)"):
+            self.assertIn(line + "\n", r.stdout)
+        self.assertIn("Server connections the pool keeps for clients.", r.stdout)
 
     def test_check_accepts_good_config(self):
         path = self.write_config(self.good_config_text())
@@ -131,6 +155,25 @@ class CliTest(unittest.TestCase):
         out = self.output(r)
         self.assertEqual(r.returncode, 1, out)
         self.assertRegex(out, re.escape(str(path)) + r":\d+:\d+")
+
+    def test_check_refuses_a_url_that_asks_for_tls(self):
+        # sluice speaks no TLS to servers yet: connecting in plain text would be a silent
+        # downgrade, so --check (and startup) refuse it, at the url's line.
+        text = self.good_config_text()
+        url_line = next(line for line in text.splitlines() if line.strip().startswith("url:"))
+        for setting in ("sslmode=require", "sslmode=verify-full", "sslrootcert=/etc/ca.pem",
+                        "channel_binding=require"):
+            with self.subTest(setting=setting):
+                url = url_line.split("url:", 1)[1].strip().strip('"')
+                bad = text.replace(url_line, url_line.replace(url, f"{url}?{setting}"))
+                path = self.write_config(bad)
+                r = sluice_cli("--check", "-c", str(path))
+                out = self.output(r)
+                self.assertEqual(r.returncode, 1, out)
+                line = bad.splitlines().index(url_line.replace(url, f"{url}?{setting}")) + 1
+                self.assertRegex(out, re.escape(f"{path}:{line}:") + r"\d+: databases\.postgres"
+                                 r"\.url: .*TLS, which sluice does not support")
+                self.assertNotIn("upstream-pw", out)
 
     def test_check_missing_file_fails(self):
         r = sluice_cli("--check", "-c", "/nonexistent/sluice.yaml")

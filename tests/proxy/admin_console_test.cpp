@@ -74,3 +74,23 @@ TEST_CASE("metrics: gauges per pool and state, labels escaped", "[proxy][metrics
   const auto escaped = sluice::proxy::render_metrics(snapshot);
   CHECK(escaped.find("pool=\"we\\\"ird\\\\db/u\"") != std::string::npos);
 }
+
+TEST_CASE("admin console: only admin_users and stats_users get in", "[proxy][admin]") {
+  using sluice::proxy::console_access;
+  using sluice::proxy::console_access_of;
+  sluice::config::settings settings;
+  settings.users = {{"root", "pw"}, {"watcher", "pw"}, {"both", "pw"}, {"app", "pw"}};
+  // The default: nobody.
+  for (const auto* user : {"root", "watcher", "app", "no_such_user"}) {
+    CAPTURE(user);
+    CHECK(console_access_of(settings, user) == console_access::none);
+  }
+  settings.admin_users = {"root", "both"};
+  settings.stats_users = {"watcher", "both"};
+  CHECK(console_access_of(settings, "root") == console_access::admin);
+  CHECK(console_access_of(settings, "both") == console_access::admin);  // admin wins
+  CHECK(console_access_of(settings, "watcher") == console_access::stats);
+  CHECK(console_access_of(settings, "app") == console_access::none);
+  CHECK(console_access_of(settings, "Root") == console_access::none);  // exact, as PostgreSQL
+  CHECK(console_access_of(settings, "") == console_access::none);
+}

@@ -27,7 +27,8 @@ inline std::vector<std::string> error_strings(const load_result& result) {
 // that leave fields to their defaults).
 inline upstream_settings upstream(std::string host, std::uint16_t port, std::string dbname,
                                   std::string user = {}, std::string password = {},
-                                  std::string sslmode = {}, std::string options = {}) {
+                                  std::string sslmode = {}, std::string options = {},
+                                  std::string application_name = {}) {
   upstream_settings out;
   out.host = std::move(host);
   out.port = port;
@@ -36,6 +37,7 @@ inline upstream_settings upstream(std::string host, std::uint16_t port, std::str
   out.password = std::move(password);
   out.sslmode = std::move(sslmode);
   out.options = std::move(options);
+  out.application_name = std::move(application_name);
   return out;
 }
 

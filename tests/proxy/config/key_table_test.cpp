@@ -33,6 +33,10 @@ TEST_CASE("key table: every default parses under its own row", "[config][keys]")
   for (const auto& spec : key_table()) {
     if (spec.default_value.empty()) continue;
     CAPTURE(spec.path);
+    if (spec.type == value_type::name_list) {  // parse_value reads one item; "[]" is YAML's
+      CHECK(spec.default_value == "[]");
+      continue;
+    }
     const auto parsed = parse_value(spec, spec.default_value);
     CHECK(parsed.problem.empty());
   }

@@ -47,6 +47,8 @@ TEST_CASE("loader: defaults when keys are absent", "[config][loader]") {
   CHECK(config.max_message_size == 64u * 1024 * 1024);
   CHECK(config.client_login_timeout == 15s);
   CHECK(config.log_level == "info");
+  CHECK(config.admin_users.empty());  // nobody may use the admin console
+  CHECK(config.stats_users.empty());
   CHECK(config.pool.mode == pool_mode::transaction);
   CHECK(config.pool.size == 20);
   CHECK(config.pool.min_size == 0);
@@ -108,6 +110,10 @@ auth: md5
 max_message_size: 1MB
 client_login_timeout: 2.5
 log_level: debug
+admin_users: [alice]
+stats_users:
+  - bob
+  - alice
 pool:
   mode: session
   size: 50
@@ -126,7 +132,7 @@ pool:
   login_timeout: 2s
 databases:
   app:
-    url: postgresql://u:pw@db/appdb?sslmode=require
+    url: postgresql://u:pw@db/appdb?sslmode=prefer
 users:
   - name: alice
     password: md5aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa
@@ -142,6 +148,8 @@ users:
   CHECK(c.max_message_size == 1024 * 1024);
   CHECK(c.client_login_timeout == 2500ms);
   CHECK(c.log_level == "debug");
+  CHECK(c.admin_users == strings{"alice"});
+  CHECK(c.stats_users == strings{"bob", "alice"});
   const pool_settings expected_pool{.mode = pool_mode::session,
                                     .size = 50,
                                     .min_size = 5,
@@ -159,7 +167,7 @@ users:
                                     .login_timeout = 2s};
   CHECK(c.pool == expected_pool);
   REQUIRE(c.databases.size() == 1);
-  CHECK(c.databases[0].server == upstream("db", 5432, "appdb", "u", "pw", "require"));
+  CHECK(c.databases[0].server == upstream("db", 5432, "appdb", "u", "pw", "prefer"));
   CHECK(c.databases[0].pool == expected_pool);
   CHECK(c.users == std::vector<user_settings>{{"alice", "md5aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"},
                                               {"bob", "plain"}});
@@ -384,7 +392,8 @@ TEST_CASE("loader: unknown keys at every level", "[config][loader]") {
        {"test.yaml:1:1: max_client: unknown key (did you mean \"max_clients\"?)"}},
       {"bogus: 1\n",
        {"test.yaml:1:1: bogus: unknown key (expected one of: listen, workers, max_clients, auth, "
-        "max_message_size, client_login_timeout, log_level, pool, databases, users)"}},
+        "max_message_size, client_login_timeout, log_level, admin_users, stats_users, pool, "
+        "databases, users)"}},
       {"size: 5\n", {"test.yaml:1:1: size: unknown key here (\"size\" belongs in pool)"}},
       {"listen:\n  prot: 1\n",
        {"test.yaml:2:3: listen.prot: unknown key (did you mean \"port\"?)"}},
@@ -423,6 +432,11 @@ TEST_CASE("loader: errors in databases and users", "[config][loader]") {
       {"databases:\n  app:\n    url: postgresql://u:hunter2@h:99999/d\nusers:\n  - name: u\n"
        "    password: p\n",
        {"test.yaml:3:10: databases.app.url: port must be a number from 1 to 65535"}},
+      {"databases:\n  app:\n    url: postgresql://u:hunter2@h/d?sslmode=require\nusers:\n"
+       "  - name: u\n    password: p\n",
+       {"test.yaml:3:10: databases.app.url: sslmode=require asks for TLS, which sluice does not "
+        "support on server connections yet; use sslmode=disable (allow and prefer are accepted "
+        "too: they connect in plain text, as libpq does when TLS is unavailable)"}},
       {"databases:\n  app:\n    url: host=a\n  app:\n    url: host=b\nusers:\n  - name: u\n"
        "    password: p\n",
        {"test.yaml:4:3: databases.app: duplicate database (first set at line 2)"}},
@@ -479,6 +493,53 @@ TEST_CASE("loader: errors in databases and users", "[config][loader]") {
   const auto result = load(text, test_env);
   CHECK(error_strings(result) == expected);
   CHECK_FALSE(result.config);
+}
+
+TEST_CASE("loader: admin_users and stats_users", "[config][loader]") {
+  const std::string users =
+      "users:\n  - name: app\n    password: pw\n  - name: ops\n"
+      "    password: pw\n";
+  const std::string databases = "databases:\n  app:\n    url: host=h\n";
+  SECTION("lists of configured users, in either YAML spelling, with ${VAR}") {
+    const auto result =
+        load("admin_users: [ops]\nstats_users:\n  - app\n  - ${WHO}\n" + databases + users,
+             fake_env({{"WHO", "ops"}}));
+    REQUIRE(error_strings(result) == strings{});
+    CHECK(result.config->admin_users == strings{"ops"});
+    CHECK(result.config->stats_users == strings{"app", "ops"});
+  }
+  SECTION("empty") {
+    for (const auto* head : {"admin_users: []\n", "admin_users:\n"}) {
+      CAPTURE(head);
+      const auto result = load(head + databases + users);
+      REQUIRE(error_strings(result) == strings{});
+      CHECK(result.config->admin_users.empty());
+    }
+  }
+  SECTION("problems, each at its item") {
+    const auto [head, expected] = GENERATE(table<std::string, strings>({
+        {"admin_users: [ops, nobody]\n",
+         {"test.yaml:1:20: admin_users[1]: \"nobody\" is not one of users, so it could never "
+          "log in to the admin console"}},
+        {"stats_users:\n  - App\n",
+         {"test.yaml:2:5: stats_users[0]: \"App\" is not one of users, so it could never log "
+          "in to the admin console"}},
+        {"admin_users: ops, app\n",
+         {"test.yaml:1:14: admin_users: expected a list of user names ([a, b], or one \"- "
+          "name\" per line), got a single value"}},
+        {"admin_users: [[ops]]\n",
+         {"test.yaml:1:15: admin_users[0]: expected a user name, got a list"}},
+        {"admin_users: ['']\n", {"test.yaml:1:15: admin_users[0]: a user name must not be empty"}},
+        {"admin_users: [\"${NOPE}\"]\n",
+         {"test.yaml:1:15: admin_users[0]: environment variable NOPE is not set"}},
+        {"admin_users: [ops]\nadmin_users: [app]\n",
+         {"test.yaml:2:1: admin_users: duplicate key (first set at line 1)"}},
+    }));
+    CAPTURE(head);
+    const auto result = load(head + databases + users);
+    CHECK(error_strings(result) == expected);
+    CHECK_FALSE(result.config);
+  }
 }
 
 TEST_CASE("loader: documents that are not a config", "[config][loader]") {

@@ -41,6 +41,8 @@ TEST_CASE("etc/sluice.yaml loads and means what its comments say", "[config][sam
   CHECK(c.auth == defaults.auth);
   CHECK(c.max_message_size == defaults.max_message_size);
   CHECK(c.log_level == defaults.log_level);
+  CHECK(c.admin_users.empty());
+  CHECK(c.stats_users.empty());
 
   // ...plus two databases with overrides.
   REQUIRE(c.databases.size() == 2);
@@ -83,6 +85,7 @@ TEST_CASE("etc/sluice.local.yaml loads from the environment", "[config][samples]
   CHECK(c.databases[0].name == "postgres");
   CHECK(c.databases[0].server == upstream("127.0.0.1", 5432, "postgres", "postgres", "pg pw"));
   CHECK(c.users == std::vector<user_settings>{{"alice", "wonderland"}});
+  CHECK(c.admin_users == std::vector<std::string>{"alice"});
 }
 
 TEST_CASE("etc/sluice.local.yaml names each variable it lacks", "[config][samples]") {
@@ -95,5 +98,6 @@ TEST_CASE("etc/sluice.local.yaml names each variable it lacks", "[config][sample
                    "not set",
             file + ":19:11: users[0].name: environment variable SLUICE_USER is not set",
             file + ":20:15: users[0].password: environment variable SLUICE_PASSWORD is not set",
+            file + ":23:15: admin_users[0]: environment variable SLUICE_USER is not set",
         });
 }

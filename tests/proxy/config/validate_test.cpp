@@ -104,6 +104,28 @@ TEST_CASE("validate: duplicate user names", "[config][validate]") {
             "f:8:11: users[3].name: duplicate user name \"app\" (also users[0], line 2)"});
 }
 
+TEST_CASE("validate: admin_users and stats_users name configured users", "[config][validate]") {
+  settings config = two_users("x", "y");
+  config.admin_users = {"a", "nobody"};
+  config.stats_users = {"b", "a", "ghost"};
+  const source_map where{{"admin_users", {1, 14}},
+                         {"admin_users[1]", {1, 18}},
+                         {"stats_users", {2, 13}},
+                         {"users[0].name", {4, 11}},
+                         {"users[1].name", {6, 11}}};
+  CHECK(strings(validate_settings(config, where, "f")) ==
+        std::vector<std::string>{
+            "f:1:18: admin_users[1]: \"nobody\" is not one of users, so it could never log in to "
+            "the admin console",
+            // no position of its own: at the list
+            "f:2:13: stats_users[2]: \"ghost\" is not one of users, so it could never log in to "
+            "the admin console"});
+  // A user name that could not be read might be the one listed: nothing is judged.
+  source_map unreadable_name = where;
+  unreadable_name["users[1].name"].valid = false;
+  CHECK(validate_settings(config, unreadable_name, "f").empty());
+}
+
 TEST_CASE("config_error formatting", "[config][validate]") {
   CHECK(config_error{"a.yaml", 3, 7, "pool.size", "bad"}.to_string() ==
         "a.yaml:3:7: pool.size: bad");
