@@ -1051,7 +1051,9 @@ class Bench:
 
     def leave_out(self, spec: TargetSpec, why: str) -> None:
         self.unavailable[spec.name] = why
-        self.notes.append(f"**{spec.title}** is left out: {why}")
+        first, _, logged = why.partition("\n")  # a start failure comes with its log
+        self.notes.append(f"**{spec.title}** is left out: {first}"
+                          + (f"\n\n```\n{logged.strip()}\n```\n" if logged.strip() else ""))
         log(f"{spec.name} is left out: {why}")
 
     def teardown(self) -> None:
@@ -1527,7 +1529,7 @@ def peers_build_outcome(work: Path) -> str:
     if rc == "0":
         return "build.sh reported success but made no such binary."
     last = " | ".join(line.strip() for line in tail(log_file, 5).splitlines() if line.strip())
-    return f"../shared/anchors/build.sh failed (exit {rc}): {last}"
+    return f"the anchors' build.sh failed (exit {rc}; peers-build.log): {last}"
 
 
 def describe(row: Row) -> str:
