@@ -1904,7 +1904,9 @@ def machine_summary(s: Settings, mode: str, bench: "Bench") -> str:
             break
     mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
     rev = first_line(["git", "rev-parse", "--short", "HEAD"], cwd=REPO)
-    dirty = first_line(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO)
+    # The reports of earlier runs are not local changes to what is measured.
+    dirty = first_line(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                        ":!tests/bench/results"], cwd=REPO)
     sluice = bench.poolers.get("sluice")
     sluice_exe = sluice.exe if sluice else SLUICE_BIN
     built = datetime.datetime.fromtimestamp(os.path.getmtime(sluice_exe)).strftime(
