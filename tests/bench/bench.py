@@ -1,26 +1,36 @@
 #!/usr/bin/python3
 """The side-by-side benchmark behind tests/bench/run.sh: PostgreSQL direct,
-PgBouncer 1.18 and sluice, on this machine. Standard library only.
+PgBouncer 1.18 (Debian's), PgBouncer 1.25, Odyssey 1.5.3 and sluice, on this
+machine. Standard library only.
 
-run.sh creates the work directory, sets the open-files limit and owns the
-cleanup trap; this script starts the three servers in it and measures. Each
-background process is recorded in WORK/pids/NAME.pid as "PID STARTTIME" the
-moment it starts, so the trap can stop it even if this script is killed.
+run.sh creates the work directory, sets the open-files limit, builds the peer
+poolers (../shared/anchors/build.sh) and owns the cleanup trap; this script
+starts the servers in the work directory and measures. Each background process
+is recorded in WORK/pids/NAME.pid as "PID STARTTIME" the moment it starts, so
+the trap can stop it even if this script is killed.
+
+Every target is described once, in TARGETS: what it is, which class starts it
+and with which settings. The rest of the script only loops over targets.
 
 Modes:
-  bench    pgbench matrix, targets interleaved per case and client count
-  idle     RSS per logged-in idle client, for each pooler
-  connect  logins per second (pgbench -C -S), for each target
+  bench      pgbench matrix, targets interleaved per case and client count
+  idle       RSS per logged-in idle client, for each pooler
+  connect    logins per second (pgbench -C -S), for each target
+  callgrind  user-space instructions per transaction, the pooler under callgrind
+  tls        -S and logins per second with TLS from the clients to the pooler
 
 Flow of one pgbench run (measure_pgbench):
-  pgbench -T (longer by 1 s per 100 clients, for the logins) with a sampled
-  per-transaction log
+  pgbench -T (longer by 1 s per 100 clients, for the logins) with -P 1 and a
+  sampled per-transaction log
   -> while it runs, every 0.25 s: CPU of the pooler, of the PostgreSQL cluster,
-     of pgbench, and of the whole host (/proc)
+     of pgbench, and of the whole host (/proc); pgbench's progress lines, to see
+     a hang (no transaction for HANG_AFTER_S seconds) without waiting out the
+     outer timeout
   -> tps and average latency from pgbench's report, p50/p99 from its log,
      failures from its stderr; CPU deltas from the first sample after its logins
      ended ("initial connection time") to the end, per 1000 transactions
-  -> if the run failed on a pooler: is it alive and answering? restart it if not.
+  -> if the run failed or hung on a pooler: is it alive and answering? restart
+     it if not.
 """
 
 from __future__ import annotations
@@ -47,24 +57,28 @@ import sys
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 HOST = "127.0.0.1"
 PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
 SLUICE_BIN = os.path.realpath(os.environ.get("SLUICE_BIN") or str(REPO / "build" / "sluice"))
-PGBOUNCER_BIN = os.path.realpath(shutil.which("pgbouncer") or "/usr/sbin/pgbouncer")
+# Where run.sh had ../shared/anchors/build.sh build the peers, and how that went.
+PEERS_DIR = Path(os.environ.get("BENCH_PEERS_DIR") or "/var/tmp/sluice-peers")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 CORES = os.cpu_count() or 1
 # 0 = sluice's default (half the cores, at least one); the report shows the count it gives.
 SLUICE_WORKERS_SETTING = int(os.environ.get("BENCH_SLUICE_WORKERS") or 0)
 SLUICE_WORKERS = SLUICE_WORKERS_SETTING or max(1, CORES // 2)
 MAX_CONNECTIONS = 300
+POOL_SIZE = 10
 DB = "bench"
 USER = "bench"
-
-TARGETS = ("direct", "pgbouncer", "sluice")
+# A run is a hang when pgbench's progress (-P 1) shows no completed transaction for
+# this many seconds in a row, when pgbench uses no CPU at all for as long (its threads
+# are blocked in libpq), or when it is still running long after its -T.
+HANG_AFTER_S = 10
 
 
 def log(msg: str) -> None:
@@ -73,6 +87,67 @@ def log(msg: str) -> None:
 
 def _on_sigterm(signum, frame):  # run the finally blocks, then run.sh's trap
     raise SystemExit(128 + signum)
+
+
+# ---------------------------------------------------------------------------
+# The targets: one description each
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """One thing pgbench can be pointed at. `kind` names the class that starts it
+    (None: PostgreSQL itself); `settings` are the target's own config lines on
+    top of what its class writes for every instance of that pooler."""
+
+    name: str  # in BENCH_TARGETS, the CSV and the logs
+    title: str  # in the report
+    kind: str | None  # "pgbouncer" | "odyssey" | "sluice" | None for direct
+    exe: str = ""
+    settings: tuple[tuple[str, object], ...] = ()
+    # Keeps protocol-level prepared statements right in transaction mode. Without it
+    # a -M prepared run is a short attempt that records how it fails.
+    prepared: bool = True
+    built: bool = False  # by ../shared/anchors/build.sh, into PEERS_DIR
+    peer: bool = True  # one of the poolers sluice is compared with
+    setup: str = ""  # one line for the report
+
+    @property
+    def pooler(self) -> bool:
+        return self.kind is not None
+
+
+TARGETS = (
+    TargetSpec("direct", "direct", None, peer=False, setup="PostgreSQL itself"),
+    TargetSpec("pgbouncer-1.18", "PgBouncer 1.18", "pgbouncer",
+               exe=os.path.realpath(shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"),
+               settings=(("max_client_conn", 11000),), prepared=False,
+               setup="Debian's; `max_client_conn = 11000`; no prepared-statement support in "
+                     "transaction mode"),
+    TargetSpec("pgbouncer-1.25", "PgBouncer 1.25", "pgbouncer",
+               exe=str(PEERS_DIR / "pgbouncer-1.25.2" / "build" / "pgbouncer"),
+               settings=(("max_client_conn", 20000), ("max_prepared_statements", 200)),
+               built=True,
+               setup="built from the anchors snapshot; `max_client_conn = 20000`, "
+                     "`max_prepared_statements = 200`"),
+    TargetSpec("odyssey", "Odyssey 1.5.3", "odyssey",
+               exe=str(PEERS_DIR / "odyssey-1.5.3" / "build" / "sources" / "odyssey"),
+               settings=(("workers", 1),), built=True,
+               setup="built from the anchors snapshot; `workers 1`, "
+                     "`pool_reserve_prepared_statement yes`, `pool_discard no`"),
+    TargetSpec("sluice", "sluice", "sluice", exe=SLUICE_BIN, peer=False,
+               setup="`max_clients: 11000`, log_level warn, every other key at its default"),
+)
+SPECS = {t.name: t for t in TARGETS}
+
+# The targets each mode runs unless BENCH_TARGETS says otherwise.
+DEFAULT_TARGETS = {
+    "bench": [t.name for t in TARGETS],
+    "connect": [t.name for t in TARGETS],
+    "idle": [t.name for t in TARGETS if t.pooler],
+    "callgrind": ["pgbouncer-1.18", "pgbouncer-1.25", "sluice"],
+    "tls": ["direct", "pgbouncer-1.25", "sluice"],
+}
 
 
 # ---------------------------------------------------------------------------
@@ -121,10 +196,13 @@ class Settings:
     idle_clients: int
     idle_concurrency: int
     connect_clients: int
+    tls_clients: int
+    callgrind_clients: int
+    callgrind_seconds: int
     results_dir: Path
 
     @staticmethod
-    def from_env() -> "Settings":
+    def from_env(mode: str) -> "Settings":
         quick = os.environ.get("BENCH_QUICK", "") not in ("", "0")
         wanted_cases = os.environ.get("BENCH_CASES", "").replace(",", " ").split()
         cases = [c for c in ALL_CASES
@@ -133,22 +211,32 @@ class Settings:
         if not cases:
             raise SystemExit(f"BENCH_CASES={os.environ['BENCH_CASES']!r} matches no case; "
                              f"cases: {', '.join(c.label.replace(' ', '-') for c in ALL_CASES)}")
-        targets = os.environ.get("BENCH_TARGETS", "").replace(",", " ").split() or list(TARGETS)
-        if unknown := set(targets) - set(TARGETS):
-            raise SystemExit(f"BENCH_TARGETS: unknown {sorted(unknown)}; known: {TARGETS}")
+        targets = (os.environ.get("BENCH_TARGETS", "").replace(",", " ").split()
+                   or DEFAULT_TARGETS[mode])
+        if unknown := set(targets) - set(SPECS):
+            raise SystemExit(f"BENCH_TARGETS: unknown {sorted(unknown)}; known: "
+                             f"{', '.join(SPECS)}")
         rate = os.environ.get("BENCH_SAMPLING_RATE")
+        # A smoke test must not overwrite the committed results: it gets its own
+        # directory, which git ignores.
+        results = os.environ.get("BENCH_RESULTS_DIR") or HERE / "results" / ("quick" if quick
+                                                                             else "")
         return Settings(
             quick=quick,
             seconds=int(os.environ.get("BENCH_SECONDS") or (5 if quick else 10)),
             clients=_env_list("BENCH_CLIENTS", [1, 10, 50] if quick else [1, 10, 50, 200, 1000]),
             cases=cases,
-            targets=[t for t in TARGETS if t in targets],  # always interleaved in this order
+            targets=[t.name for t in TARGETS if t.name in targets],  # always in this order
             scale=int(os.environ.get("BENCH_SCALE") or 10),
             sampling_rate=float(rate) if rate else None,
             idle_clients=int(os.environ.get("BENCH_IDLE_CLIENTS") or (1000 if quick else 10000)),
             idle_concurrency=int(os.environ.get("BENCH_IDLE_CONCURRENCY") or 64),
             connect_clients=int(os.environ.get("BENCH_CONNECT_CLIENTS") or 10),
-            results_dir=Path(os.environ.get("BENCH_RESULTS_DIR") or HERE / "results"),
+            tls_clients=int(os.environ.get("BENCH_TLS_CLIENTS") or 50),
+            callgrind_clients=int(os.environ.get("BENCH_CALLGRIND_CLIENTS") or 50),
+            callgrind_seconds=int(os.environ.get("BENCH_CALLGRIND_SECONDS") or (5 if quick
+                                                                                 else 10)),
+            results_dir=Path(results),
         )
 
     def sampling_rate_for(self, case: Case) -> float:
@@ -166,30 +254,46 @@ class Settings:
 
 def client_env(password: str, **extra: str) -> dict:
     """The caller's environment minus PG* (a developer's PGHOST must not change
-    what is measured), with the password and a connect timeout for libpq."""
+    what is measured), with the password, a connect timeout for libpq and, unless
+    the caller asks for TLS, sslmode disable: libpq's default (prefer) would cost
+    every login an SSLRequest round trip."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-    env.update({"PGPASSWORD": password, "PGCONNECT_TIMEOUT": "15", **extra})
+    env.update({"PGPASSWORD": password, "PGCONNECT_TIMEOUT": "15", "PGSSLMODE": "disable",
+                **extra})
     return env
 
 
 def run(cmd, timeout: float, *, env=None, input: str | None = None,
         check: bool = False) -> subprocess.CompletedProcess:
-    """Runs cmd in this process group (so Ctrl-C reaches it too) and kills it
-    on timeout: returns returncode None then."""
+    """Runs cmd and kills it on timeout: returns returncode None then. It runs in
+    a process group of its own, and the whole group is killed, so a helper it
+    started that still holds its output open (vgdb under callgrind_control) cannot
+    keep this call waiting. On any exit from here (SIGTERM from run.sh's trap
+    included) the group is killed too."""
     cmd = [str(c) for c in cmd]
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            errors="replace", env=env)
+                            errors="replace", env=env, start_new_session=True)
+
+    def kill_group():
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
     try:
         out, err = proc.communicate(input, timeout=timeout)
         rc = proc.returncode
     except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate()
+        kill_group()
+        try:
+            out, err = proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:  # a member that left the group holds the pipes
+            out, err = "", ""
         rc = None
     finally:
-        if proc.poll() is None:  # KeyboardInterrupt mid-communicate
-            proc.kill()
+        if proc.poll() is None:  # interrupted mid-communicate
+            kill_group()
             proc.wait()
     result = subprocess.CompletedProcess(cmd, rc, out, err)
     if check and rc != 0:
@@ -220,6 +324,19 @@ def proc_cpu_ticks(pid: int) -> int | None:
         return None
     rest = stat[stat.rindex(")") + 2:].split()  # the command name may hold spaces
     return int(rest[11]) + int(rest[12])  # fields 14 and 15 of proc(5)
+
+
+def proc_runtime_ns(pid: int) -> int | None:
+    """Time on a CPU of every thread of the process, in ns (schedstat): precise
+    enough to tell a process that is blocked from one that does a little work."""
+    total, seen = 0, False
+    for path in glob.glob(f"/proc/{pid}/task/*/schedstat"):
+        try:
+            total += int(Path(path).read_text().split()[0])
+            seen = True
+        except (OSError, ValueError, IndexError):
+            pass
+    return total if seen else None
 
 
 def proc_start_time(pid: int) -> str:
@@ -290,18 +407,18 @@ def host_cpu() -> tuple[int, int]:
     return total - idle, total
 
 
+
 # ---------------------------------------------------------------------------
-# The three servers
+# The servers
 # ---------------------------------------------------------------------------
 
 
 class Daemon:
     """A background process this script started, registered with run.sh's trap."""
 
-    name = "daemon"
-
-    def __init__(self, work: Path):
+    def __init__(self, work: Path, name: str):
         self.work = work
+        self.name = name
         self.proc: subprocess.Popen | None = None
         self.port = 0
         self.exe = ""
@@ -323,7 +440,12 @@ class Daemon:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def _spawn(self, cmd: list[str], logfile: Path, **kwargs) -> None:
+    def _spawn(self, cmd: list, logfile: Path, *, user: str | None = None, **kwargs) -> None:
+        if user is not None:
+            kwargs.update(user=user, group=user, extra_groups=[])
+        # As that user's own login would have them; valgrind's vgdb pipes are named
+        # after $USER, and callgrind_control (run as the same user) looks for them so.
+        kwargs["env"] = {**os.environ, "USER": user or "root", "LOGNAME": user or "root"}
         with open(logfile, "ab") as logf:
             self.proc = subprocess.Popen(
                 [str(c) for c in cmd], stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
@@ -364,14 +486,63 @@ def tail(path: Path, lines: int = 20) -> str:
         return ""
 
 
+def first_line(cmd, cwd=None) -> str:
+    try:
+        return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=10,
+                              cwd=cwd).stdout.strip().splitlines()[0]
+    except (OSError, IndexError, subprocess.SubprocessError):
+        return "?"
+
+
+@dataclass(frozen=True)
+class Certs:
+    """A throwaway CA and a server certificate for 127.0.0.1, made with the openssl
+    CLI. Every TLS target serves the same certificate (RSA 2048), so a TLS
+    handshake costs every server the same signature."""
+
+    dir: Path
+
+    @property
+    def cert(self) -> Path:
+        return self.dir / "server.crt"
+
+    @property
+    def key(self) -> Path:
+        return self.dir / "server.key"
+
+    @staticmethod
+    def make(dir: Path) -> "Certs":
+        dir.mkdir()
+        (dir / "server.ext").write_text("subjectAltName = IP:127.0.0.1\n")
+        openssl = [
+            ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+             "-subj", "/CN=sluice bench CA", "-keyout", "ca.key", "-out", "ca.crt"],
+            ["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+             "-keyout", "server.key", "-out", "server.csr"],
+            ["x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+             "-CAcreateserial", "-days", "2", "-extfile", "server.ext", "-out", "server.crt"],
+        ]
+        for args in openssl:
+            r = subprocess.run(["openssl", *args], cwd=dir, capture_output=True, text=True,
+                               timeout=60)
+            if r.returncode != 0:
+                raise RuntimeError(f"openssl {' '.join(args)}: {r.stderr.strip()}")
+        certs = Certs(dir)
+        # PostgreSQL wants its key owned by its user with no access for others; the
+        # poolers that run as postgres must read it too. sluice runs as root.
+        for path in (certs.cert, certs.key):
+            shutil.chown(path, "postgres", "postgres")
+        certs.key.chmod(0o600)
+        return certs
+
+
 class Postgres(Daemon):
     """PostgreSQL 15 with its defaults except for what the benchmark needs:
-    loopback only, max_connections 300, shared_buffers 256MB. fsync stays on."""
-
-    name = "postgres"
+    loopback only, max_connections 300, shared_buffers 256MB, and in tls mode
+    ssl on (for the direct target; hba still accepts both). fsync stays on."""
 
     def __init__(self, work: Path):
-        super().__init__(work)
+        super().__init__(work, "postgres")
         self.base = work / "pg"
         self.data = self.base / "data"
         self.logfile = self.base / "postgres.log"
@@ -379,7 +550,7 @@ class Postgres(Daemon):
         self.password = "bench-" + secrets.token_hex(12)  # the bench role's
         self.exe = str(PG_BIN / "postgres")
 
-    def init(self) -> None:
+    def init(self, certs: Certs | None = None) -> None:
         self.base.mkdir()
         (self.base / "sock").mkdir()
         pwfile = self.base / "pwfile"
@@ -397,6 +568,9 @@ class Postgres(Daemon):
                        f"unix_socket_directories = '{self.base / 'sock'}'\n"
                        f"max_connections = {MAX_CONNECTIONS}\n"
                        "shared_buffers = '256MB'\n")
+            if certs is not None:
+                conf.write(f"ssl = on\nssl_cert_file = '{certs.cert}'\n"
+                           f"ssl_key_file = '{certs.key}'\n")
         (self.data / "pg_hba.conf").write_text("local all all scram-sha-256\n"
                                                "host all all 127.0.0.1/32 scram-sha-256\n")
 
@@ -404,7 +578,7 @@ class Postgres(Daemon):
         for _ in range(3):  # a port taken since free_port() picked it: try another
             self.port = free_port()
             self._spawn([self.exe, "-D", self.data, "-p", str(self.port)], self.logfile,
-                        cwd=self.base, user="postgres", group="postgres", extra_groups=[])
+                        cwd=self.base, user="postgres")
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline and self.alive():
                 r = run([PG_BIN / "pg_isready", "-q", "-h", HOST, "-p", self.port, "-t", "1"],
@@ -431,7 +605,7 @@ class Postgres(Daemon):
 
     def create_bench_role(self) -> str:
         """Creates the bench role and database; returns the role's SCRAM verifier,
-        which both poolers check client logins against."""
+        which every pooler checks client logins against."""
         self.psql(f"CREATE ROLE {USER} LOGIN PASSWORD '{self.password}';\n"
                   f"CREATE DATABASE {DB} OWNER {USER};", superuser=True)
         return self.psql(f"SELECT rolpassword FROM pg_authid WHERE rolname = '{USER}'",
@@ -439,94 +613,185 @@ class Postgres(Daemon):
 
 
 class Pooler(Daemon):
-    def ping(self, password: str) -> bool:
+    """A pooler in transaction mode with a pool of POOL_SIZE, clients logging in
+    with SCRAM against the bench role's verifier, the pooler logging in to
+    PostgreSQL with the plain password and without TLS. A subclass writes its
+    config and says how to start it (command()); this class starts, stops and
+    checks it. `wrapper` goes in front of the command (valgrind, in callgrind
+    mode); `certs` turns on client TLS (mode require)."""
+
+    run_as: str | None = None  # None: as root
+
+    def __init__(self, spec: TargetSpec, work: Path, pg: Postgres, verifier: str, *,
+                 certs: Certs | None = None, wrapper: list[str] | None = None):
+        super().__init__(work, spec.name)
+        self.spec = spec
+        self.dir = work / spec.name
+        self.dir.mkdir()
+        if self.run_as:
+            shutil.chown(self.dir, self.run_as, self.run_as)
+        self.logfile = self.dir / f"{spec.name}.log"
+        self.exe = spec.exe
+        self.pg = pg
+        self.verifier = verifier
+        self.certs = certs
+        self.wrapper = wrapper or []
+        self.restarts = 0
+
+    @property
+    def sslmode(self) -> str:
+        return "require" if self.certs else "disable"
+
+    def command(self) -> list:
+        """Writes the config for self.port; returns the command that starts it."""
+        raise NotImplementedError
+
+    def write(self, name: str, text: str, mode: int = 0o600) -> Path:
+        path = self.dir / name
+        path.write_text(text)
+        path.chmod(mode)
+        if self.run_as:
+            shutil.chown(path, self.run_as, self.run_as)
+        return path
+
+    def version(self) -> str:
+        return first_line([self.exe, "--version"])
+
+    def start(self) -> None:
+        self.port = free_port()
+        cmd = [*self.wrapper, *self.command()]
+        with open(self.logfile, "a") as f:
+            f.write(f"\n===== started {time.strftime('%H:%M:%S')}: {' '.join(map(str, cmd))}"
+                    " =====\n")
+        self._spawn(cmd, self.logfile, cwd=self.dir, user=self.run_as)
+        self._wait_port(120 if self.wrapper else 15, self.logfile)
+
+    def stop(self, first_signal=signal.SIGTERM, timeout: float = 15) -> None:
+        super().stop(first_signal, 60 if self.wrapper else timeout)  # valgrind writes its files
+
+    def ping(self, password: str) -> str | None:
+        """None if the pooler answers SELECT 1 within 10 s; else what went wrong."""
         r = run(["psql", "-X", "-A", "-t", "-h", HOST, "-p", self.port, "-U", USER, "-d", DB,
-                 "-c", "SELECT 1"], 10, env=client_env(password, PGCONNECT_TIMEOUT="5"))
-        return r.returncode == 0 and r.stdout.strip() == "1"
+                 "-c", "SELECT 1"], 10,
+                env=client_env(password, PGCONNECT_TIMEOUT="5", PGSSLMODE=self.sslmode))
+        if r.returncode == 0 and r.stdout.strip() == "1":
+            return None
+        if r.returncode is None:
+            return "no answer to SELECT 1 within 10 s"
+        return "SELECT 1 failed: " + " ".join(r.stderr.split())[:200]
 
     def restart(self) -> None:
         self.stop()
         self.start()
+        self.restarts += 1
 
 
 class PgBouncer(Pooler):
-    """PgBouncer in transaction mode, clients checked against the SCRAM verifier
-    in userlist.txt, logging in to PostgreSQL with the plain password."""
+    """Both PgBouncers: one template, each version's own lines from its spec."""
 
-    name = "pgbouncer"
+    run_as = "postgres"  # PgBouncer refuses to run as root
 
-    def __init__(self, work: Path, pg: Postgres, verifier: str):
-        super().__init__(work)
-        self.dir = work / "pgbouncer"
-        self.dir.mkdir()
-        self.logfile = self.dir / "pgbouncer.log"
-        self.ini = self.dir / "pgbouncer.ini"
-        self.exe = PGBOUNCER_BIN
-        self.pg = pg
-        self.verifier = verifier
+    def command(self) -> list:
+        userlist = self.write("userlist.txt", f'"{USER}" "{self.verifier}"\n')
+        settings: dict[str, object] = {
+            "listen_addr": HOST, "listen_port": self.port, "unix_socket_dir": "",
+            "auth_type": "scram-sha-256", "auth_file": userlist,
+            "pool_mode": "transaction", "default_pool_size": POOL_SIZE,
+            "logfile": "", "pidfile": "",
+            # sluice runs at log_level warn: PgBouncer does not log every login either.
+            "log_connections": 0, "log_disconnections": 0,
+            # 1.25's default is prefer; every target talks to PostgreSQL in plain text.
+            "server_tls_sslmode": "disable",
+            **dict(self.spec.settings),
+        }
+        if self.certs:
+            settings.update(client_tls_sslmode="require", client_tls_cert_file=self.certs.cert,
+                            client_tls_key_file=self.certs.key)
+        lines = "".join(f"{k} = {v}\n" for k, v in settings.items())
+        ini = self.write("pgbouncer.ini", f"[databases]\n{DB} = host={HOST} port={self.pg.port} "
+                                          f"dbname={DB} user={USER} password={self.pg.password}"
+                                          f"\n\n[pgbouncer]\n{lines}")
+        return [self.exe, ini]
 
-    def start(self) -> None:
-        self.port = free_port()
-        userlist = self.dir / "userlist.txt"
-        userlist.write_text(f'"{USER}" "{self.verifier}"\n')
-        self.ini.write_text(f"""\
-[databases]
-{DB} = host={HOST} port={self.pg.port} dbname={DB} user={USER} password={self.pg.password}
 
-[pgbouncer]
-listen_addr = {HOST}
-listen_port = {self.port}
-unix_socket_dir =
-auth_type = scram-sha-256
-auth_file = {userlist}
-pool_mode = transaction
-default_pool_size = 10
-max_client_conn = 11000
-logfile =
-pidfile =
-; sluice runs at log_level warn: PgBouncer does not log every login either.
-log_connections = 0
-log_disconnections = 0
+class Odyssey(Pooler):
+    """Odyssey as the anchors README configures it: one route, transaction pool,
+    prepared statements kept (pool_reserve_prepared_statement), no DISCARD."""
+
+    run_as = "postgres"
+
+    def command(self) -> list:
+        settings = dict(self.spec.settings)
+        tls = (f'  tls "require"\n  tls_cert_file "{self.certs.cert}"\n'
+               f'  tls_key_file "{self.certs.key}"\n' if self.certs else "")
+        conf = self.write("odyssey.conf", f"""\
+daemonize no
+log_format "%p %t %l [%i %s] (%c) %m\\n"
+log_to_stdout yes
+log_debug no
+log_config no
+log_session no
+log_query no
+log_stats no
+workers {settings.get('workers', 1)}
+enable_online_restart no
+bindwith_reuseport no
+
+listen {{
+  host "{HOST}"
+  port {self.port}
+{tls}}}
+
+storage "postgres" {{
+  type "remote"
+  host "{HOST}"
+  port {self.pg.port}
+}}
+
+database "{DB}" {{
+  user "{USER}" {{
+    authentication "scram-sha-256"
+    password "{self.verifier}"
+    storage "postgres"
+    storage_user "{USER}"
+    storage_password "{self.pg.password}"
+    pool "transaction"
+    pool_size {POOL_SIZE}
+    pool_reserve_prepared_statement yes
+    pool_discard no
+  }}
+}}
 """)
-        for path in (self.dir, userlist, self.ini):
-            shutil.chown(path, "postgres", "postgres")
-        userlist.chmod(0o600)
-        self._spawn([self.exe, "-u", "postgres", self.ini], self.logfile, cwd=self.dir)
-        self._wait_port(15, self.logfile)
+        return [self.exe, conf]
 
 
 class Sluice(Pooler):
-    name = "sluice"
-
-    def __init__(self, work: Path, pg: Postgres, verifier: str):
-        super().__init__(work)
-        self.dir = work / "sluice"
-        self.dir.mkdir()
-        self.logfile = self.dir / "sluice.log"
+    def __init__(self, spec: TargetSpec, work: Path, pg: Postgres, verifier: str, *,
+                 workers: int = SLUICE_WORKERS_SETTING, **kwargs):
+        super().__init__(spec, work, pg, verifier, **kwargs)
         self.config = self.dir / "sluice.yaml"
+        self.workers = workers
         # A copy: a rebuild of build/sluice during the run must not change what is
         # measured, nor break a restart halfway through the linker writing it.
         self.exe = str(self.dir / "sluice")
         shutil.copy2(SLUICE_BIN, self.exe)
         self.sha256 = hashlib.sha256(Path(self.exe).read_bytes()).hexdigest()
-        self.pg = pg
-        self.verifier = verifier
-        self.restarts = 0
 
-    def start(self) -> None:
-        self.port = free_port()
-        url = f"postgresql://{USER}:{self.pg.password}@{HOST}:{self.pg.port}/{DB}"
-        self.config.write_text(f"""\
+    def command(self) -> list:
+        url = f"postgresql://{USER}:{self.pg.password}@{HOST}:{self.pg.port}/{DB}?sslmode=disable"
+        tls = (f"tls:\n  mode: require\n  cert_file: \"{self.certs.cert}\"\n"
+               f"  key_file: \"{self.certs.key}\"\n" if self.certs else "")
+        self.write("sluice.yaml", f"""\
 listen:
   host: "{HOST}"
   port: {self.port}
-workers: {SLUICE_WORKERS_SETTING}
+{tls}workers: {self.workers}
 max_clients: 11000
 auth: scram-sha-256
 log_level: warn
 pool:
   mode: transaction
-  size: 10
+  size: {POOL_SIZE}
 databases:
   {DB}:
     url: "{url}"
@@ -534,11 +799,22 @@ users:
   - name: "{USER}"
     password: "{self.verifier}"
 """)
-        with open(self.logfile, "a") as f:
-            f.write(f"\n===== started {time.strftime('%H:%M:%S')} =====\n")
-        self._spawn([self.exe, "-c", self.config], self.logfile, cwd=self.dir)
-        self._wait_port(15, self.logfile)
+        return [self.exe, "-c", self.config]
 
+    def check_config(self) -> str | None:
+        """None if `sluice --check` accepts the config this instance would run
+        with (with its tls: section, in tls mode); else what it said."""
+        self.port = self.port or free_port()
+        self.command()
+        r = run([self.exe, "--check", "-c", self.config], 30)
+        if r.returncode == 0:
+            return None
+        said = " ".join((r.stdout + r.stderr).split())
+        return said[:300] or f"exit {r.returncode}"
+
+
+POOLER_CLASSES: dict[str, type[Pooler]] = {"pgbouncer": PgBouncer, "odyssey": Odyssey,
+                                           "sluice": Sluice}
 
 # ---------------------------------------------------------------------------
 # pgbench runs
@@ -547,13 +823,14 @@ users:
 
 @dataclass
 class Row:
-    """One measured run; also a CSV row."""
+    """One measured run; also a row of the CSV of every run."""
 
     mode: str = ""
     case: str = ""
     clients: int = 0
     target: str = ""
-    status: str = ""  # ok | fail | timeout | n/a | skipped
+    # ok | fail | hang | n/a (fails by design) | unsupported | skipped
+    status: str = ""
     detail: str = ""
     seconds: int = 0
     processed: int = 0
@@ -579,14 +856,23 @@ class Row:
     measured_s: float | None = None  # the steady part the CPU figures cover (after logins)
     pgbench_rc: int | None = None
 
+    @property
+    def valid(self) -> bool:
+        """Counts in the ratios: ok, and not a lucky pass of an unsupported case."""
+        return self.status == "ok" and not self.detail
+
+
+PROGRESS = re.compile(r"^progress: ([0-9.]+) s, ([0-9.]+) tps")
+
 
 def parse_pgbench(out: str, err: str) -> dict:
     def num(pattern):
         m = re.search(pattern, out)
         return float(m.group(1)) if m else None
 
-    aborted = re.findall(r"client \d+ .*aborted", err)
-    errors = [line.strip() for line in err.splitlines()
+    lines = [line for line in err.splitlines() if not PROGRESS.match(line)]
+    aborted = [line for line in lines if re.search(r"client \d+ .*aborted", line)]
+    errors = [line.strip() for line in lines
               if "ERROR" in line or "FATAL" in line or "error:" in line]
     return {
         "processed": int(num(r"number of transactions actually processed: (\d+)") or 0),
@@ -596,28 +882,77 @@ def parse_pgbench(out: str, err: str) -> dict:
         "conn_ms": num(r"(?:initial|average) connection time = ([0-9.]+) ms"),
         "aborted": len(aborted),
         "errors": errors,
+        "last_lines": [line.strip() for line in lines if line.strip()][-2:],
     }
 
 
-def latency_percentiles(prefix: Path) -> tuple[int, float | None, float | None]:
-    """(samples, p50 ms, p99 ms) from pgbench's per-transaction logs (one file
-    per thread). Each line: client_id transaction_no time_us script_no epoch us."""
-    latencies = []
+def transaction_log(prefix: Path) -> list[tuple[float, int]]:
+    """(completion time as Unix epoch seconds, latency µs) of every transaction in
+    pgbench's per-transaction logs (one file per thread), which it deletes. Each
+    line: client_id transaction_no time_us script_no time_epoch time_us."""
+    out = []
     for path in glob.glob(f"{prefix}.*"):
         with open(path) as f:
             for line in f:
                 parts = line.split()
-                if len(parts) >= 3 and parts[2].isdigit():  # "failed"/"skipped" are not
-                    latencies.append(int(parts[2]))
+                if len(parts) >= 6 and parts[2].isdigit():  # "failed"/"skipped" are not
+                    out.append((int(parts[4]) + int(parts[5]) / 1e6, int(parts[2])))
         os.unlink(path)
+    return out
+
+
+def latency_percentiles(prefix: Path) -> tuple[int, float | None, float | None]:
+    """(samples, p50 ms, p99 ms) from pgbench's per-transaction logs."""
+    latencies = sorted(lat for _, lat in transaction_log(prefix))
     if not latencies:
         return 0, None, None
-    latencies.sort()
 
     def rank(p):  # nearest-rank percentile
         return latencies[min(len(latencies) - 1, max(0, -(-len(latencies) * p // 100) - 1))] / 1000
 
     return len(latencies), rank(50), rank(99)
+
+
+class Progress:
+    """pgbench's -P 1 lines on its stderr file, read as they are written. Tells
+    when pgbench has finished its logins (the first line) and when it has hung
+    (HANG_AFTER_S lines in a row with 0.0 tps)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.offset = 0
+        self.partial = b""
+        self.lines = 0
+        self.zero_since: float | None = None  # pgbench's clock, s
+        self.zero_run = 0
+        self.last = ""
+
+    def poll(self) -> None:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+        except OSError:
+            return
+        self.offset += len(data)
+        *complete, self.partial = (self.partial + data).split(b"\n")
+        for raw in complete:
+            m = PROGRESS.match(raw.decode(errors="replace"))
+            if not m:
+                continue
+            self.lines += 1
+            self.last = m.group(0)
+            at, tps = float(m.group(1)), float(m.group(2))
+            if tps == 0:
+                self.zero_run += 1
+                if self.zero_since is None:
+                    self.zero_since = at - 1
+            else:
+                self.zero_run, self.zero_since = 0, None
+
+    @property
+    def stalled(self) -> bool:
+        return self.zero_run >= HANG_AFTER_S
 
 
 class CpuSample(NamedTuple):
@@ -635,14 +970,24 @@ class CpuSample(NamedTuple):
 SAMPLE_INTERVAL = 0.25
 
 
+class Sampled(NamedTuple):
+    result: subprocess.CompletedProcess  # returncode None: killed (hang)
+    hang: str  # why it was killed, or ""
+    samples: list[CpuSample]
+    end: CpuSample
+
+
 class Bench:
     def __init__(self, work: Path, settings: Settings, mode: str):
         self.work = work
         self.s = settings
         self.mode = mode
         self.pg = Postgres(work)
-        self.pgbouncer: PgBouncer | None = None
-        self.sluice: Sluice | None = None
+        self.poolers: dict[str, Pooler] = {}
+        # Targets that cannot run, with why (not built, would not start, no TLS).
+        self.unavailable: dict[str, str] = {}
+        self.unsupported: set[str] = set()  # of those, the ones that lack a feature
+        self.sslmode = "require" if mode == "tls" else "disable"
         self.rows: list[Row] = []
         self.notes: list[str] = []
         self.run_no = 0
@@ -651,43 +996,86 @@ class Bench:
 
     # -- setup ---------------------------------------------------------------
 
-    def setup(self, *, load: bool) -> None:
+    def setup(self) -> None:
         busy0, total0 = host_cpu()
         time.sleep(2)
         busy1, total1 = host_cpu()
         self.background_cpu_pct = round(100 * (busy1 - busy0) / max(1, total1 - total0), 1)
         log(f"machine CPU busy before starting anything: {self.background_cpu_pct}%")
+        certs = None
+        if self.mode == "tls":
+            certs = Certs.make(self.work / "tls")
+            log(f"made a CA and a server certificate for {HOST} in {certs.dir}")
         log(f"initdb + PostgreSQL 15 in {self.work}")
-        self.pg.init()
+        self.pg.init(certs)
         self.pg.start()
         verifier = self.pg.create_bench_role()
-        if load:
+        if self.mode != "idle":
             log(f"pgbench -i -s {self.s.scale}")
             r = run(["pgbench", "-i", "-q", "-s", self.s.scale, "-h", HOST, "-p", self.pg.port,
                      "-U", USER, DB], 1800, env=client_env(self.pg.password))
             if r.returncode != 0:
                 raise RuntimeError(f"pgbench -i failed:\n{r.stdout}\n{r.stderr}")
             self.pg.psql("CHECKPOINT", superuser=True)
-        self.pgbouncer = PgBouncer(self.work, self.pg, verifier)
-        self.pgbouncer.start()
-        self.sluice = Sluice(self.work, self.pg, verifier)
-        self.sluice.start()
-        log(f"PostgreSQL :{self.pg.port}  PgBouncer :{self.pgbouncer.port}  "
-            f"sluice :{self.sluice.port} (pid {self.sluice.pid}, {SLUICE_WORKERS} workers)")
+        for name in self.s.targets:
+            if SPECS[name].pooler:
+                self.add_pooler(SPECS[name], verifier, certs)
+        log(f"PostgreSQL :{self.pg.port}  " + "  ".join(
+            f"{p.name} :{p.port}" for p in self.poolers.values() if p.alive()))
+
+    def add_pooler(self, spec: TargetSpec, verifier: str, certs: Certs | None) -> None:
+        """Makes the pooler of `spec` and, except in callgrind mode (which starts
+        each under valgrind in turn), starts it. A pooler that cannot be built,
+        started or configured as the mode needs is noted and left out."""
+        if not os.access(spec.exe, os.X_OK):
+            return self.leave_out(spec, f"not built: there is no {spec.exe}. "
+                                        + peers_build_outcome(self.work))
+        kwargs: dict = {"certs": certs}
+        if self.mode == "callgrind":
+            kwargs["wrapper"] = valgrind_command(self.work / spec.name)
+            if spec.kind == "sluice":
+                kwargs["workers"] = 1
+        pooler = POOLER_CLASSES[spec.kind](spec, self.work, self.pg, verifier, **kwargs)
+        if self.mode == "tls" and isinstance(pooler, Sluice):
+            if said := pooler.check_config():
+                self.unsupported.add(spec.name)
+                return self.leave_out(spec, "not supported: `sluice --check` rejects a config "
+                                            "with `tls: {mode: require, cert_file: ..., "
+                                            f"key_file: ...}}`: {said}")
+        self.poolers[spec.name] = pooler
+        if self.mode != "callgrind":
+            try:
+                pooler.start()
+            except RuntimeError as exc:
+                self.leave_out(spec, f"could not be started: {exc}")
+
+    def leave_out(self, spec: TargetSpec, why: str) -> None:
+        self.unavailable[spec.name] = why
+        first, _, logged = why.partition("\n")  # a start failure comes with its log
+        self.notes.append(f"**{spec.title}** is left out: {first}"
+                          + (f"\n\n```\n{logged.strip()}\n```\n" if logged.strip() else ""))
+        log(f"{spec.name} is left out: {why}")
 
     def teardown(self) -> None:
-        for daemon in (self.sluice, self.pgbouncer, self.pg):
-            if daemon is not None:
-                try:
-                    daemon.stop()
-                except Exception as exc:  # keep stopping the rest; run.sh's trap backs this up
-                    log(f"stopping {daemon.name}: {exc}")
+        for daemon in (*self.poolers.values(), self.pg):
+            try:
+                daemon.stop()
+            except Exception as exc:  # keep stopping the rest; run.sh's trap backs this up
+                log(f"stopping {daemon.name}: {exc}")
 
     def target(self, name: str) -> tuple[int, Pooler | None]:
         if name == "direct":
             return self.pg.port, None
-        pooler = self.pgbouncer if name == "pgbouncer" else self.sluice
+        pooler = self.poolers[name]
         return pooler.port, pooler
+
+    def left_out_row(self, name: str, **fields_) -> Row | None:
+        """The row of a run that cannot happen because its target is left out."""
+        if name not in self.unavailable:
+            return None
+        status = "unsupported" if name in self.unsupported else "skipped"
+        return Row(mode=self.mode, target=name, status=status, detail="left out (see the notes)",
+                   **fields_)
 
     def fd_limit_ok(self, needed: int, what: str) -> bool:
         soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -701,6 +1089,8 @@ class Bench:
 
     def measure_pgbench(self, target: str, args: list[str], *, clients: int, seconds: int,
                         sampling_rate: float | None, label: str = "") -> Row:
+        if row := self.left_out_row(target, case=label, clients=clients, seconds=seconds):
+            return row
         port, pooler = self.target(target)
         row = Row(mode=self.mode, case=label, clients=clients, target=target, seconds=seconds)
         if pooler is not None and not pooler.alive():
@@ -715,12 +1105,12 @@ class Bench:
         login_allowance = 0 if logins_are_the_work else clients // 100
         duration = seconds + login_allowance
         cmd = ["pgbench", "-h", HOST, "-p", port, "-U", USER, "-n", "-c", clients,
-               "-j", min(2, clients), "-T", duration, *args]
+               "-j", min(2, clients), "-T", duration, "-P", "1", *args]
         if sampling_rate is not None:
             cmd += ["--log", f"--log-prefix={prefix}", f"--sampling-rate={sampling_rate}"]
         cmd.append(DB)
         timeout = duration + 30 + clients * 0.05
-        r, samples, end = self.run_sampled(cmd, timeout, pooler.pid if pooler else None)
+        r, hang, samples, end = self.run_sampled(cmd, timeout, pooler.pid if pooler else None)
         stats = parse_pgbench(r.stdout, r.stderr)
         row.seconds = duration
         row.wall_s = round(end.t - samples[0].t, 2)
@@ -741,16 +1131,15 @@ class Bench:
         self.fill_cpu(row, begin, end)
         if pooler is not None:
             row.proxy_rss_kb = proc_rss_kb(pooler.pid)
-        if r.returncode is None:
-            row.status = "timeout"
-            row.detail = (f"pgbench still running {timeout:.0f} s after start; killed. "
-                          + "; ".join(stats["errors"][:2]))
+        if hang:
+            row.status = "hang"
+            row.detail = "; ".join([hang, "pgbench killed", *stats["errors"][:2]])
         elif r.returncode == 0 and row.processed > 0 and not row.failed_tx \
                 and not row.aborted_clients:
             row.status = "ok"
         else:
             row.status = "fail"
-            first = stats["errors"][:2] or r.stderr.strip().splitlines()[-2:]
+            first = stats["errors"][:2] or stats["last_lines"]
             row.detail = (f"pgbench exit {r.returncode}, {row.aborted_clients}/{clients} clients "
                           f"aborted, {row.failed_tx} failed tx, {row.processed} tx done; "
                           + " | ".join(first))
@@ -758,27 +1147,48 @@ class Bench:
             self.check_pooler(pooler, f"{label or ' '.join(args)} c={clients}")
         return row
 
-    def sample(self, proxy_pid: int | None, pgbench_ticks: float | None) -> "CpuSample":
+    def sample(self, proxy_pid: int | None, pgbench_ticks: float | None) -> CpuSample:
         return CpuSample(time.monotonic(), proc_cpu_ticks(proxy_pid) if proxy_pid else None,
                          self.pg_ticks(), pgbench_ticks, host_cpu())
 
-    def run_sampled(self, cmd: list, timeout: float, proxy_pid: int | None):
-        """Runs pgbench, sampling CPU every SAMPLE_INTERVAL s while it runs. Returns
-        (CompletedProcess with returncode None on timeout, samples, final sample)."""
+    def run_sampled(self, cmd: list, timeout: float, proxy_pid: int | None) -> Sampled:
+        """Runs pgbench (with -P 1), sampling CPU every SAMPLE_INTERVAL s while it
+        runs. It is killed as hung when its progress shows no transaction for
+        HANG_AFTER_S s, or when it still runs `timeout` s after it started."""
         cmd = [str(c) for c in cmd]
         out_path, err_path = self.work / "runs" / "stdout", self.work / "runs" / "stderr"
         reaped0 = children_cpu_s()
+        hang = ""
         with open(out_path, "w") as out, open(err_path, "w") as err:
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                    env=client_env(self.pg.password))
+                                    env=client_env(self.pg.password, PGSSLMODE=self.sslmode))
+            progress = Progress(err_path)
             samples = []
+            runtime, ran_at = None, time.monotonic()  # pgbench's CPU, and when it last grew
             try:
                 while True:
                     ticks = proc_cpu_ticks(proc.pid)
                     samples.append(self.sample(proxy_pid, ticks))
                     if proc.poll() is not None:
                         break
-                    if samples[-1].t - samples[0].t > timeout:
+                    progress.poll()
+                    now_runtime = proc_runtime_ns(proc.pid)
+                    if now_runtime != runtime:
+                        runtime, ran_at = now_runtime, samples[-1].t
+                    if progress.stalled:
+                        hang = (f"no transaction completed for {HANG_AFTER_S} s "
+                                f"(pgbench -P showed 0 tps from {progress.zero_since:.0f} s "
+                                f"into the run)")
+                    elif runtime is not None and samples[-1].t - ran_at > HANG_AFTER_S:
+                        # libpq's synchronous calls (PQprepare with -M prepared, the
+                        # logins) block a whole pgbench thread, progress lines included.
+                        hang = (f"pgbench's threads used no CPU for {HANG_AFTER_S} s, "
+                                f"all blocked on the server's answer; its last progress: "
+                                f"{progress.last or 'none'}")
+                    elif samples[-1].t - samples[0].t > timeout:
+                        hang = (f"pgbench still running {timeout:.0f} s after it started; "
+                                f"its last progress: {progress.last or 'none'}")
+                    if hang:
                         proc.kill()
                         proc.wait()
                         break
@@ -790,14 +1200,15 @@ class Bench:
         # Once reaped, pgbench's total CPU is in this process's children's rusage.
         pgbench_total = (children_cpu_s() - reaped0) * CLK_TCK
         end = self.sample(proxy_pid, pgbench_total)
-        timed_out = samples[-1].t - samples[0].t > timeout
         result = subprocess.CompletedProcess(
-            cmd, None if timed_out else proc.returncode,
+            cmd, None if hang else proc.returncode,
             out_path.read_text(errors="replace"), err_path.read_text(errors="replace"))
         samples[0] = samples[0]._replace(pgbench=0)  # it had barely started
-        return result, samples, end
+        if hang:
+            log(f"hang: {hang}")
+        return Sampled(result, hang, samples, end)
 
-    def fill_cpu(self, row: Row, begin: "CpuSample", end: "CpuSample") -> None:
+    def fill_cpu(self, row: Row, begin: CpuSample, end: CpuSample) -> None:
         """The CPU figures of `row` over [begin, end]."""
         def ms(a, b):
             return (b - a) * 1000 / CLK_TCK if a is not None and b is not None else None
@@ -823,12 +1234,13 @@ class Bench:
         return tree_cpu_ticks(self.pg.pid) if self.pg.pid else None
 
     def check_pooler(self, pooler: Pooler, after: str) -> None:
-        """After a failed run: is the pooler alive and answering? If not, note
-        why and restart it, so one bad case does not sink every later one."""
-        if pooler.alive() and pooler.ping(self.pg.password):
+        """After a failed or hung run: is the pooler alive and answering? If not,
+        note why and restart it, so one bad case does not sink every later one."""
+        trouble = pooler.ping(self.pg.password) if pooler.alive() else None
+        if pooler.alive() and trouble is None:
             return
         how = (f"exited with {pooler.proc.returncode}" if not pooler.alive()
-               else "alive but not answering SELECT 1 within 10 s")
+               else f"alive, but {trouble}")
         logged = "\n".join(line for line in tail(pooler.logfile, 15).splitlines()
                            if line.strip() and not line.startswith("====="))
         self.notes.append(f"{pooler.name} {how} after {after}; "
@@ -837,8 +1249,6 @@ class Bench:
         log(f"{pooler.name} {how}; restarting it")
         try:
             pooler.restart()
-            if isinstance(pooler, Sluice):
-                pooler.restarts += 1
         except Exception as exc:
             self.notes.append(f"{pooler.name} could not be restarted: {exc}")
             log(f"{pooler.name} could not be restarted: {exc}")
@@ -852,16 +1262,21 @@ class Bench:
                          "TRUNCATE pgbench_history;")
             self.pg.psql("CHECKPOINT", superuser=True)
 
-    # -- modes ---------------------------------------------------------------
-
-    def run_bench(self) -> None:
-        s = self.s
+    def warm_up(self) -> None:
         log("warm-up: 3 s of -S at 10 clients through each target (fills the pools and caches)")
-        for name in s.targets:
+        for name in self.s.targets:
+            if name in self.unavailable:
+                continue
             warm = self.measure_pgbench(name, ["-S", "-M", "simple"], clients=10, seconds=3,
                                         sampling_rate=None, label="warm-up")
             if warm.status != "ok":
                 self.notes.append(f"warm-up through {name} failed: {warm.detail}")
+
+    # -- modes ---------------------------------------------------------------
+
+    def run_bench(self) -> None:
+        s = self.s
+        self.warm_up()
         plan = [(case, c) for case in s.cases for c in s.clients]
         for i, (case, clients) in enumerate(plan, 1):
             for name in s.targets:
@@ -873,8 +1288,9 @@ class Bench:
                                                              f"c={clients} {name}"):
                     row = Row(mode="bench", case=case.label, clients=clients, target=name,
                               status="skipped", detail="open-files limit too low")
-                elif name == "pgbouncer" and case.query_mode == "prepared":
-                    row = self.pgbouncer_prepared(case, clients)
+                elif (name not in self.unavailable and not SPECS[name].prepared
+                      and case.query_mode == "prepared"):
+                    row = self.attempt_unsupported_prepared(name, case, clients)
                 else:
                     self.prepare_case(case)
                     row = self.measure_pgbench(name, case.args, clients=clients,
@@ -883,29 +1299,28 @@ class Bench:
                                                label=case.label)
                 row.case = case.label
                 self.rows.append(row)
-                log(f"[{i}/{len(plan)}] {case.label:<13} c={clients:<4} {name:<9} "
+                log(f"[{i}/{len(plan)}] {case.label:<13} c={clients:<4} {name:<14} "
                     f"{describe(row)}")
 
-    def pgbouncer_prepared(self, case: Case, clients: int) -> Row:
-        """PgBouncer 1.18 keeps no track of prepared statements, so in transaction
-        mode a client's Bind lands on a server that never saw its Parse. A short
+    def attempt_unsupported_prepared(self, name: str, case: Case, clients: int) -> Row:
+        """A pooler that keeps no track of prepared statements (PgBouncer 1.18)
+        lets a client's Bind land on a server that never saw its Parse. A short
         attempt records how it fails; should it not fail (one client can keep
         landing on the same server), the full run is measured and flagged."""
         self.prepare_case(case)
         seconds = min(3, self.s.seconds)
-        row = self.measure_pgbench("pgbouncer", case.args, clients=clients, seconds=seconds,
+        row = self.measure_pgbench(name, case.args, clients=clients, seconds=seconds,
                                    sampling_rate=None, label=case.label)
         if row.status == "ok":
             self.prepare_case(case)
-            seconds = self.s.seconds
-            row = self.measure_pgbench("pgbouncer", case.args, clients=clients, seconds=seconds,
+            row = self.measure_pgbench(name, case.args, clients=clients, seconds=self.s.seconds,
                                        sampling_rate=self.s.sampling_rate_for(case),
                                        label=case.label)
             if row.status == "ok":
                 row.detail = ("did not fail this time: each client kept getting a server that "
                               "held its statements and none that held another's")
         if row.status == "fail":
-            # Statements also outlive their client on PgBouncer's servers: a later
+            # Statements also outlive their client on such a pooler's servers: a later
             # client's Parse of the same name then fails with 42P05.
             row.status = "n/a"
             row.detail = (f"fails (-T {row.seconds}): {row.aborted_clients}/{clients} clients "
@@ -919,17 +1334,30 @@ class Bench:
                                        seconds=self.s.seconds, sampling_rate=None,
                                        label="-C -S simple")
             self.rows.append(row)
-            log(f"connect c={c} {name:<9} {describe(row)}")
+            log(f"connect c={c} {name:<14} {describe(row)}")
+
+    def run_tls(self) -> None:
+        """-S through TLS at tls_clients, then logins per second through TLS, each
+        with the targets back to back."""
+        self.warm_up()
+        cases = [("-S simple, TLS", ["-S", "-M", "simple"], self.s.tls_clients, 0.1),
+                 ("-C -S simple, TLS", ["-C", "-S", "-M", "simple"], self.s.connect_clients,
+                  None)]
+        for label, args, clients, rate in cases:
+            for name in self.s.targets:
+                row = self.measure_pgbench(name, args, clients=clients, seconds=self.s.seconds,
+                                           sampling_rate=rate, label=label)
+                self.rows.append(row)
+                log(f"{label} c={clients} {name:<14} {describe(row)}")
 
     def run_idle(self) -> list[dict]:
         n = self.s.idle_clients
         results = []
         if not self.fd_limit_ok(n + 200, f"idle with {n} clients"):
             return results
-        for name in ("pgbouncer", "sluice"):
-            if name not in self.s.targets:
+        for name, pooler in self.poolers.items():
+            if name in self.unavailable:
                 continue
-            _, pooler = self.target(name)
             # Two rounds on the same daemon. The first gives the figure per client. The
             # second tells a leak (RSS climbs again) from memory the allocator kept for
             # reuse after the first round's clients left (RSS stays put).
@@ -952,6 +1380,156 @@ class Bench:
                 first["alive_after"] = rounds[1]["alive_after"]
             results.append(first)
         return results
+
+    def run_callgrind(self) -> list[dict]:
+        results = []
+        for name in self.s.targets:
+            spec = SPECS[name]
+            result = {"target": name, "status": "", "detail": "", "ir": None,
+                      "transactions": None, "ir_per_tx": None, "window_s": None, "tps": None,
+                      "login_ms": None}
+            if not spec.pooler:
+                self.notes.append("direct has no pooler to count instructions of; left out")
+                continue
+            if name in self.unavailable:
+                results.append({**result, "status": "skipped",
+                                "detail": "left out (see the notes)"})
+                continue
+            pooler = self.poolers[name]
+            try:
+                log(f"callgrind: starting {name} under valgrind")
+                pooler.start()
+                result.update(self.measure_callgrind(pooler))
+            except RuntimeError as exc:
+                result.update(status="fail", detail=str(exc)[:600])
+            finally:
+                pooler.stop()
+            log(f"callgrind {name}: {result['status']} {fmt(result['ir_per_tx'], 0)} Ir/tx "
+                f"over {result['transactions']} tx {result['detail']}")
+            results.append(result)
+        return results
+
+    def measure_callgrind(self, pooler: Pooler) -> dict:
+        """User-space instructions the pooler (under callgrind) executes per
+        transaction of `pgbench -S -M simple`: a warm-up run fills its pool and
+        times the logins; in a second run, once its clients are logged in, the
+        counters are zeroed, and dumped callgrind_seconds later. Transactions in
+        between are counted from pgbench's log of every transaction."""
+        c, window = self.s.callgrind_clients, self.s.callgrind_seconds
+        env = client_env(self.pg.password, PGSSLMODE=self.sslmode)
+        base = ["pgbench", "-h", HOST, "-p", pooler.port, "-U", USER, "-n", "-S", "-M", "simple",
+                "-c", c, "-j", min(2, c)]
+        warm_s = 3 if self.s.quick else 5
+        warm = run(base + ["-T", warm_s, DB], warm_s + 120 + c, env=env)
+        stats = parse_pgbench(warm.stdout, warm.stderr)
+        if warm.returncode != 0 or stats["conn_ms"] is None:
+            raise RuntimeError(f"warm-up pgbench: {'hang' if warm.returncode is None else 'exit '}"
+                               f"{warm.returncode or ''}; " + " | ".join(stats["errors"][:2]
+                                                                       or stats["last_lines"]))
+        login_s = stats["conn_ms"] / 1000
+        # The measured run: its logins (twice the warm-up's, to be safe), a second to
+        # settle, the window, and 3 s of margin before its -T ends.
+        duration = int(2 * login_s + 1 + window + 3) + 1
+        prefix = self.work / "runs" / f"callgrind-{pooler.name}"
+        err_path = self.work / "runs" / "stderr"
+        cmd = [str(x) for x in base + ["-T", duration, "-P", "1", "--log",
+                                       f"--log-prefix={prefix}", DB]]
+        with open(err_path, "w") as err:
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=err, text=True, env=env)
+        try:
+            progress = Progress(err_path)
+            deadline = time.monotonic() + duration
+            while progress.lines == 0 and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.1)
+                progress.poll()
+            if progress.lines == 0:
+                raise RuntimeError(f"pgbench did not get past its logins: {tail(err_path, 3)}")
+            time.sleep(1)
+            t0 = callgrind_control(pooler, "--zero")
+            time.sleep(window)
+            dumps_before = set(glob.glob(str(pooler.dir / "callgrind.out*")))
+            t1 = callgrind_control(pooler, "--dump")
+            if proc.poll() is not None:
+                raise RuntimeError("pgbench ended before the measured window did; "
+                                   f"{tail(err_path, 3)}")
+            try:
+                out, _ = proc.communicate(timeout=duration + 30 + c * 0.05)
+            except subprocess.TimeoutExpired:
+                raise RuntimeError(f"hang: pgbench still running {duration + 30} s after it "
+                                   f"started; last progress: {progress.last}") from None
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        stats = parse_pgbench(out, err_path.read_text(errors="replace"))
+        if proc.returncode != 0 or stats["failed"] or stats["aborted"]:
+            raise RuntimeError(f"pgbench exit {proc.returncode}, {stats['aborted']} aborted, "
+                               f"{stats['failed']} failed: " + " | ".join(stats["errors"][:2]))
+        ended = time.time()
+        ir = callgrind_dump_ir(pooler.dir, dumps_before)
+        completions = [at for at, _ in transaction_log(prefix)]
+        # The window is cut on this script's clock, the log is on pgbench's: its last
+        # transaction must have ended just before pgbench did.
+        if not completions or not 0 <= ended - max(completions) < 5:
+            raise RuntimeError("pgbench's transaction log does not line up with the wall clock "
+                               f"(last completion {ended - max(completions or [0]):.1f} s before "
+                               "pgbench ended)")
+        done = sum(1 for at in completions if t0 <= at <= t1)
+        if not done:
+            raise RuntimeError("no transaction completed inside the measured window")
+        return {"status": "ok", "ir": ir, "transactions": done, "ir_per_tx": ir / done,
+                "window_s": round(t1 - t0, 2), "tps": round(done / (t1 - t0), 1),
+                "login_ms": round(stats["conn_ms"] or 0, 1)}
+
+
+def valgrind_command(dir: Path) -> list[str]:
+    """callgrind, its files and its vgdb pipes in the pooler's own directory."""
+    return ["valgrind", "--tool=callgrind", "--quiet",
+            f"--callgrind-out-file={dir / 'callgrind.out'}", f"--vgdb-prefix={dir / 'vgdb'}"]
+
+
+def callgrind_control(pooler: Pooler, action: str) -> float:
+    """Runs `callgrind_control ACTION PID`; returns when it took effect, as the
+    Unix time halfway through the call (the call waits for valgrind to act)."""
+    # As the user valgrind runs as: vgdb, run by root, hangs on a process of another
+    # user. runuser sets USER, which names vgdb's pipes, as the pooler's spawn did.
+    user = pooler.run_as or "root"
+    before = time.time()
+    r = run(["runuser", "-u", user, "--", "callgrind_control",
+             f"--vgdb-prefix={pooler.dir / 'vgdb'}", action, pooler.pid], 60,
+            env={**os.environ, "USER": user, "LOGNAME": user})
+    after = time.time()
+    if r.returncode != 0 or "Error" in r.stdout + r.stderr:
+        raise RuntimeError(f"callgrind_control {action} {pooler.pid}: exit {r.returncode}: "
+                           f"{(r.stdout + r.stderr).strip()[-400:]}")
+    return (before + after) / 2
+
+
+def callgrind_dump_ir(dir: Path, before: set[str]) -> int:
+    """Ir of the dump that appeared since `before`: its `totals:` (or older
+    valgrinds' `summary:`) line."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for path in sorted(set(glob.glob(str(dir / "callgrind.out*"))) - before):
+            text = Path(path).read_text(errors="replace")
+            totals = re.findall(r"^(?:totals|summary):\s+(\d+)", text, re.M)
+            if totals:
+                return int(totals[-1])
+        time.sleep(0.2)
+    raise RuntimeError(f"no new callgrind dump with totals in {dir}")
+
+
+def peers_build_outcome(work: Path) -> str:
+    """What run.sh saw when it ran ../shared/anchors/build.sh (see run.sh)."""
+    rc_file, log_file = work / "peers-build.rc", work / "peers-build.log"
+    if not rc_file.exists():
+        return "run.sh did not build the peers (BENCH_PEERS_BUILD=0, or no anchors directory)."
+    rc = rc_file.read_text().strip()
+    if rc == "0":
+        return "build.sh reported success but made no such binary."
+    last = " | ".join(line.strip() for line in tail(log_file, 5).splitlines() if line.strip())
+    return f"the anchors' build.sh failed (exit {rc}; peers-build.log): {last}"
 
 
 def describe(row: Row) -> str:
@@ -1139,6 +1717,7 @@ async def idle_clients(pooler: Pooler, password: str, n: int, concurrency: int) 
     }
 
 
+
 # ---------------------------------------------------------------------------
 # Reporting
 # ---------------------------------------------------------------------------
@@ -1165,6 +1744,158 @@ def md_table(header: list[str], rows: list[list[str]], right_from: int = 0) -> s
     return "\n".join(lines) + "\n"
 
 
+def status_cell(row: Row | None) -> str:
+    if row is None:
+        return "–"
+    return {"ok": "ok" if not row.detail else "ok*", "n/a": "n/a (fails)",
+            "unsupported": "not supported", "hang": "**HANG**",
+            "fail": "**FAIL**"}.get(row.status, row.status.upper())
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One table of a report: a cell per target, and sluice against the best
+    peer (and against direct) on `value`."""
+
+    key: str  # in the CSV
+    title: str
+    value: Callable[[Row], float | None]
+    cell: Callable[[Row], str]
+    higher_is_better: bool
+    vs_direct: bool = True
+
+
+def _cell_ms(row: Row) -> str:
+    return f"{fmt(row.lat_avg_ms, 3)} / {fmt(row.lat_p99_ms, 3)}"
+
+
+TPS = Metric("tps", "Throughput: tps (with `-C`: logins per second)", lambda r: r.tps,
+             lambda r: fmt(r.tps, 0), True)
+LATENCY = Metric("p99", "Latency: average / p99 (ms); the ratios compare p99",
+                 lambda r: r.lat_p99_ms, _cell_ms, False)
+PROXY_CPU = Metric("cpu", "Pooler CPU per 1000 transactions (ms; with `-C`: per 1000 logins)",
+                   lambda r: r.proxy_cpu_ms_per_1k, lambda r: fmt(r.proxy_cpu_ms_per_1k, 1),
+                   False, vs_direct=False)
+PG_CPU = Metric("pg_cpu", "PostgreSQL CPU per 1000 transactions (ms)",
+                lambda r: r.pg_cpu_ms_per_1k, lambda r: fmt(r.pg_cpu_ms_per_1k, 1), False)
+CONN = Metric("conn", "pgbench's average connection time (ms; without `-C`: all its initial "
+              "logins)", lambda r: r.conn_ms, lambda r: fmt(r.conn_ms, 3), False)
+
+
+def by_case(rows: list[Row]) -> dict[tuple[str, int], dict[str, Row]]:
+    """Rows grouped by (case, clients), in the order they ran."""
+    out: dict[tuple[str, int], dict[str, Row]] = {}
+    for row in rows:
+        out.setdefault((row.case, row.clients), {})[row.target] = row
+    return out
+
+
+def best_peer(runs: dict[str, Row], metric: Metric) -> tuple[TargetSpec, float] | None:
+    values = [(SPECS[name], metric.value(r)) for name, r in runs.items()
+              if SPECS[name].peer and r.valid and metric.value(r) is not None]
+    if not values:
+        return None
+    pick = max if metric.higher_is_better else min
+    return pick(values, key=lambda tv: tv[1])
+
+
+def comparisons(runs: dict[str, Row], metric: Metric) -> dict:
+    """sluice ÷ the best peer and sluice ÷ direct on `metric`, where both exist."""
+    sl = runs.get("sluice")
+    mine = metric.value(sl) if sl is not None and sl.valid else None
+    best = best_peer(runs, metric)
+    direct = runs.get("direct")
+    theirs = metric.value(direct) if direct is not None and direct.valid else None
+    return {"best_peer": best[0].name if best else "",
+            "vs_best_peer": mine / best[1] if mine is not None and best and best[1] else None,
+            "vs_direct": (mine / theirs if metric.vs_direct and mine is not None and theirs
+                          else None)}
+
+
+def wide_tables(bench: "Bench", metrics: list[Metric]) -> str:
+    """One table per metric, one row per case and client count, every target side
+    by side, then sluice ÷ the best peer and ÷ direct."""
+    targets = [SPECS[n] for n in bench.s.targets]
+    has_sluice, has_direct = "sluice" in bench.s.targets, "direct" in bench.s.targets
+    groups = by_case(bench.rows)
+    out = []
+    for m in metrics:
+        header = ["case", "clients", *[t.title for t in targets]]
+        if has_sluice:
+            header.append("sluice ÷ best peer")
+            if has_direct and m.vs_direct:
+                header.append("sluice ÷ direct")
+        table = []
+        for (case, clients), runs in groups.items():
+            cells = [case, str(clients)]
+            for t in targets:
+                r = runs.get(t.name)
+                if r is not None and r.status == "ok":
+                    cells.append(m.cell(r) + ("*" if r.detail else ""))
+                else:
+                    cells.append(status_cell(r))
+            if has_sluice:
+                c = comparisons(runs, m)
+                cells.append(f"{c['vs_best_peer']:.2f}× ({SPECS[c['best_peer']].title})"
+                             if c["vs_best_peer"] is not None else "–")
+                if has_direct and m.vs_direct:
+                    cells.append(f"{c['vs_direct']:.2f}×" if c["vs_direct"] is not None else "–")
+            table.append(cells)
+        out.append(f"### {m.title}\n\n" + md_table(header, table, right_from=2) + "\n")
+    titles = [t.title for t in targets if t.peer]
+    peers = (", ".join(titles[:-1]) + " and " if len(titles) > 1 else "") + (
+        titles[-1] if titles else "no peer (none ran)")
+    better = ("Ratios: above 1× is better for tps and worse for latency, CPU and connection "
+              f"time. *Best peer* is the best valid result of {peers} in that row (highest "
+              "tps, lowest latency or CPU). A dash: no valid result on one side. `*`: see the "
+              "notes.\n\n")
+    return better + "".join(out)
+
+
+WIDE_FIELDS = ("tps", "lat_avg_ms", "lat_p99_ms", "proxy_cpu_ms_per_1k", "pg_cpu_ms_per_1k",
+               "conn_ms")
+
+
+def wide_csv(bench: "Bench", metrics: list[Metric]) -> list[dict]:
+    """The CSV twin of wide_tables: one row per case and client count."""
+    out = []
+    for (case, clients), runs in by_case(bench.rows).items():
+        d: dict[str, object] = {"case": case, "clients": clients}
+        for name in bench.s.targets:
+            r = runs.get(name)
+            d[f"{name}_status"] = (r.status + ("*" if r.detail and r.status == "ok" else "")
+                                   if r else "")
+            for f in WIDE_FIELDS:
+                v = getattr(r, f) if r is not None and r.status == "ok" else None
+                d[f"{name}_{f}"] = "" if v is None else round(v, 3)
+        for m in metrics:
+            c = comparisons(runs, m)
+            d[f"best_peer_{m.key}"] = c["best_peer"]
+            d[f"sluice_{m.key}_vs_best_peer"] = ("" if c["vs_best_peer"] is None
+                                                 else round(c["vs_best_peer"], 3))
+            if m.vs_direct:
+                d[f"sluice_{m.key}_vs_direct"] = ("" if c["vs_direct"] is None
+                                                  else round(c["vs_direct"], 3))
+        out.append(d)
+    return out
+
+
+def every_run_table(rows: list[Row]) -> str:
+    table = []
+    for row in rows:
+        ok = row.status == "ok"
+        v = (lambda x, d: fmt(x, d) if ok else "–")  # noqa: E731
+        table.append([row.case, str(row.clients), row.target, v(row.tps, 0),
+                      v(row.lat_avg_ms, 3), v(row.lat_p99_ms, 3), v(row.proxy_cpu_ms_per_1k, 1),
+                      v(row.proxy_cpu_pct, 0), v(row.pg_cpu_ms_per_1k, 1),
+                      v(row.other_cpu_pct, 0), status_cell(row)])
+    return ("\n<details><summary>Every run</summary>\n\n"
+            + md_table(["case", "clients", "target", "tps", "avg ms", "p99 ms",
+                        "proxy CPU ms / 1k tx", "proxy % of a core", "PG CPU ms / 1k tx",
+                        "other load %", "status"], table, right_from=3)
+            + "\n</details>\n")
+
+
 def machine_summary(s: Settings, mode: str, bench: "Bench") -> str:
     cpu = "?"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -1172,115 +1903,114 @@ def machine_summary(s: Settings, mode: str, bench: "Bench") -> str:
             cpu = line.split(":", 1)[1].strip()
             break
     mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
-
-    def first_line(cmd):
-        try:
-            return subprocess.run(cmd, capture_output=True, text=True, timeout=10,
-                                  cwd=REPO).stdout.strip().splitlines()[0]
-        except (OSError, IndexError, subprocess.SubprocessError):
-            return "?"
-
-    rev = first_line(["git", "rev-parse", "--short", "HEAD"])
-    dirty = first_line(["git", "status", "--porcelain", "--untracked-files=no"])
-    sluice_exe = bench.sluice.exe if bench.sluice else SLUICE_BIN
+    rev = first_line(["git", "rev-parse", "--short", "HEAD"], cwd=REPO)
+    # The reports of earlier runs are not local changes to what is measured.
+    dirty = first_line(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                        ":!tests/bench/results"], cwd=REPO)
+    sluice = bench.poolers.get("sluice")
+    sluice_exe = sluice.exe if sluice else SLUICE_BIN
     built = datetime.datetime.fromtimestamp(os.path.getmtime(sluice_exe)).strftime(
         "%Y-%m-%d %H:%M:%S")
-    sha = f", sha256 {bench.sluice.sha256[:12]}" if bench.sluice else ""
+    sha = f", sha256 {sluice.sha256[:12]}" if isinstance(sluice, Sluice) else ""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    software = [first_line([PG_BIN / "postgres", "--version"])]
+    setups = []
+    for name in s.targets:
+        spec = SPECS[name]
+        if not spec.pooler:
+            continue
+        pooler = bench.poolers.get(name)
+        version = pooler.version() if pooler else f"{spec.title}: not available"
+        if spec.kind == "sluice":
+            version += (f" (a copy of `{SLUICE_BIN}` taken at the start, built {built}{sha}; the "
+                        f"tree was at {rev}{' + local changes' if dirty != '?' and dirty else ''})")
+        software.append(version)
+        setups.append(f"{spec.title}: {spec.setup}")
+    workers = (f"1 (callgrind mode)" if mode == "callgrind" else
+               f"{SLUICE_WORKERS} ({'BENCH_SLUICE_WORKERS' if SLUICE_WORKERS_SETTING else 'its default'})")
     lines = [
         f"- **When:** {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}, `run.sh {mode}`"
         f"{' with BENCH_QUICK=1' if s.quick else ''}",
         f"- **Machine:** {cpu}, {CORES} cores, {mem_kb / 1048576:.0f} GB RAM, "
         f"Linux {os.uname().release}; open-files limit {soft}; CPU busy before the start "
         f"(other work on the machine): {fmt(bench.background_cpu_pct, 0)}%",
-        f"- **Software:** {first_line([PG_BIN / 'postgres', '--version'])}; "
-        f"{first_line([PGBOUNCER_BIN, '--version'])}; {first_line([sluice_exe, '--version'])} "
-        f"(a copy of `{SLUICE_BIN}` taken at the start, built {built}{sha}; the tree was at "
-        f"{rev}{' + local changes' if dirty != '?' and dirty else ''})",
+        "- **Software:** " + "; ".join(software),
         f"- **Setup:** everything on 127.0.0.1 on the same {CORES} cores: the client, the "
         f"pooler and PostgreSQL compete for CPU. PostgreSQL defaults (fsync on) except "
         f"max_connections {MAX_CONNECTIONS} and shared_buffers 256MB"
-        f"{f'; `pgbench -i -s {s.scale}`' if mode != 'idle' else ''}. "
-        f"Both poolers: transaction mode, pool size 10, SCRAM for clients (checked against the "
-        f"role's SCRAM verifier); sluice workers {SLUICE_WORKERS} ({'BENCH_SLUICE_WORKERS' if SLUICE_WORKERS_SETTING else 'its default'}), log_level warn.",
+        f"{f'; `pgbench -i -s {s.scale}`' if mode != 'idle' else ''}"
+        f"{'; ssl on (for direct)' if mode == 'tls' else ''}. "
+        f"Every pooler: transaction mode, pool size {POOL_SIZE}, SCRAM for clients (checked "
+        f"against the role's SCRAM verifier), plain TCP to PostgreSQL"
+        f"{', TLS (mode require) from clients' if mode == 'tls' else ''}. "
+        + "; ".join(setups) + f". sluice workers: {workers}.",
     ]
     return "\n".join(lines) + "\n"
 
 
-def write_results(s: Settings, stem: str, markdown: str, csv_rows: list[dict]) -> None:
+def write_results(s: Settings, stem: str, markdown: str, csv_rows: list[dict],
+                  run_rows: list[dict] | None = None) -> None:
     s.results_dir.mkdir(parents=True, exist_ok=True)
     (s.results_dir / f"{stem}.md").write_text(markdown)
-    if csv_rows:
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=list(csv_rows[0].keys()))
-        writer.writeheader()
-        writer.writerows(csv_rows)
-        (s.results_dir / f"{stem}.csv").write_text(buf.getvalue())
-    log(f"wrote {s.results_dir / stem}.md and .csv")
+    for name, rows in ((stem, csv_rows), (f"{stem}-runs", run_rows)):
+        if rows:
+            buf = io.StringIO()
+            writer = csv.DictWriter(buf, fieldnames=list(rows[0].keys()))
+            writer.writeheader()
+            writer.writerows(rows)
+            (s.results_dir / f"{name}.csv").write_text(buf.getvalue())
+    log(f"wrote {s.results_dir / stem}.md and .csv" + (f" and {stem}-runs.csv" if run_rows
+                                                        else ""))
 
 
-def status_cell(row: Row) -> str:
-    if row.status == "ok":
-        return "ok" if not row.detail else "ok*"
-    if row.status == "n/a":
-        return "n/a (fails)"
-    return row.status.upper()
-
-
-def bench_report(bench: Bench) -> str:
-    s = bench.s
-    out = ["# sluice benchmark: pgbench, direct vs PgBouncer vs sluice\n\n",
-           machine_summary(s, "bench", bench),
-           f"- **Runs:** `-T {s.seconds}` per run (plus 1 s per 100 clients for the logins), `-n`, "
-           f"`-j 2`, targets interleaved (direct, PgBouncer, sluice) for every case and client "
-           f"count; CPU columns cover the part after the logins; p99 from pgbench's "
-           f"per-transaction log "
-           f"(`--sampling-rate` {s.sampling_rate or '0.1 for -S, 1.0 for tpcb'}).\n\n"]
-    out.append(noise_warning(bench.rows))
-    table = []
-    for row in bench.rows:
-        if row.status in ("ok",):
-            table.append([row.case, str(row.clients), row.target, fmt(row.tps, 0),
-                          fmt(row.lat_avg_ms, 3), fmt(row.lat_p99_ms, 3),
-                          fmt(row.proxy_cpu_ms_per_1k, 1), fmt(row.proxy_cpu_pct, 0),
-                          fmt(row.pg_cpu_ms_per_1k, 1), fmt(row.other_cpu_pct, 0),
-                          status_cell(row)])
-        else:
-            table.append([row.case, str(row.clients), row.target, "–", "–", "–", "–", "–", "–",
-                          "–", status_cell(row)])
-    out.append("## Throughput, latency, proxy CPU\n\n")
-    out.append(md_table(["case", "clients", "target", "tps", "avg ms", "p99 ms",
-                         "proxy CPU ms / 1k tx", "proxy % of a core", "PG CPU ms / 1k tx",
-                         "other load %", "status"],
-                        table, right_from=3))
-    # Ratios: one line per case and client count.
-    by_key: dict[tuple[str, int], dict[str, Row]] = {}
-    for row in bench.rows:
-        by_key.setdefault((row.case, row.clients), {})[row.target] = row
-    ratios = []
-    for (case, clients), targets in by_key.items():
-        sl = targets.get("sluice")
-        if sl is None:
-            continue
-
-        def ok(name):
-            r = targets.get(name)
-            return r if r is not None and r.status == "ok" else None
-
-        pgb, direct, slok = ok("pgbouncer"), ok("direct"), ok("sluice")
-        pick = lambda r, attr: getattr(r, attr) if r else None  # noqa: E731
-        ratios.append([case, str(clients),
-                       ratio(pick(slok, "tps"), pick(pgb, "tps")),
-                       ratio(pick(slok, "tps"), pick(direct, "tps")),
-                       ratio(pick(slok, "lat_p99_ms"), pick(pgb, "lat_p99_ms")),
-                       ratio(pick(slok, "lat_p99_ms"), pick(direct, "lat_p99_ms")),
-                       ratio(pick(slok, "proxy_cpu_ms_per_1k"), pick(pgb, "proxy_cpu_ms_per_1k"))])
-    out.append("\n## Ratios, sluice ÷ the other\n\nAbove 1× is better for tps, worse for p99 "
-               "and CPU. A dash: one side has no valid result.\n\n")
-    out.append(md_table(["case", "clients", "tps ÷ PgBouncer", "tps ÷ direct", "p99 ÷ PgBouncer",
-                         "p99 ÷ direct", "CPU/tx ÷ PgBouncer"], ratios, right_from=2))
-    out.append(notes_section(bench, [r for r in bench.rows if r.status != "ok" or r.detail]))
+def pgbench_report(bench: "Bench", title: str, runs_line: str, metrics: list[Metric]) -> str:
+    out = [f"# {title}\n\n", machine_summary(bench.s, bench.mode, bench), runs_line + "\n\n",
+           noise_warning(bench.rows), wide_tables(bench, metrics), every_run_table(bench.rows),
+           notes_section(bench, [r for r in bench.rows
+                                 if (r.status != "ok" or r.detail)
+                                 and r.detail != "left out (see the notes)"])]
     return "".join(out)
+
+
+def target_list(s: Settings) -> str:
+    return ", ".join(SPECS[n].title for n in s.targets)
+
+
+def bench_report(bench: "Bench") -> str:
+    s = bench.s
+    return pgbench_report(
+        bench, "sluice benchmark: pgbench, " + " vs ".join(SPECS[n].title for n in s.targets),
+        f"- **Runs:** `-T {s.seconds}` per run (plus 1 s per 100 clients for the logins), `-n`, "
+        f"`-j 2`, `-P 1`, targets interleaved ({target_list(s)}) for every case and client "
+        f"count; CPU figures cover the part after the logins; p99 from pgbench's "
+        f"per-transaction log (`--sampling-rate` {s.sampling_rate or '0.1 for -S, 1.0 for tpcb'}"
+        f"). A run is a **HANG** when no transaction completes for {HANG_AFTER_S} s (pgbench's "
+        f"progress shows 0 tps, or its threads use no CPU at all, blocked in libpq), or when "
+        f"pgbench still runs 30 s (plus 0.05 s per client) past its `-T`; it is then killed.",
+        [TPS, LATENCY, PROXY_CPU, PG_CPU])
+
+
+def connect_report(bench: "Bench") -> str:
+    s = bench.s
+    return pgbench_report(
+        bench, "sluice benchmark: logins per second (`pgbench -C -S`)",
+        f"- **Runs:** `pgbench -C -S -M simple -c {s.connect_clients} -j 2 -T {s.seconds}`: "
+        f"every transaction opens a new connection and logs in with SCRAM, so tps = logins/s. "
+        f"pgbench's own PBKDF2 per login bounds the rate; compare the pooler CPU per login.",
+        [TPS, CONN, PROXY_CPU, PG_CPU])
+
+
+def tls_report(bench: "Bench") -> str:
+    s = bench.s
+    return pgbench_report(
+        bench, "sluice benchmark: TLS from the clients to the pooler",
+        f"- **Runs:** every client connects with `sslmode=require` (TLS 1.3 with OpenSSL's "
+        f"defaults, an RSA 2048 certificate made by `openssl` for this run); the poolers talk "
+        f"to PostgreSQL in plain text. `-S -M simple -c {s.tls_clients} -j 2 -T {s.seconds}`, "
+        f"then `-C -S -M simple -c {s.connect_clients} -j 2 -T {s.seconds}`: with `-C` every "
+        f"transaction is a new TLS handshake plus a SCRAM login, so its tps is TLS logins per "
+        f"second, and the pooler CPU per 1000 logins is what a TLS login costs the pooler.",
+        [TPS, LATENCY, CONN, PROXY_CPU])
 
 
 def noise_warning(rows: list[Row]) -> str:
@@ -1290,78 +2020,53 @@ def noise_warning(rows: list[Row]) -> str:
     median = other[len(other) // 2]
     if median <= 5:
         return (f"Other work on the machine during the runs: median {median:.0f}% of the CPU, "
-                f"most {other[-1]:.0f}% (column *other load*).\n\n")
+                f"most {other[-1]:.0f}% (column *other load* of every run).\n\n")
     return (f"> **Warning: the machine was not quiet.** Processes outside the benchmark used a "
             f"median {median:.0f}% (most {other[-1]:.0f}%) of the CPU during the runs (column "
             f"*other load*). Treat these numbers as rough; rerun on an idle machine.\n\n")
 
 
-def notes_section(bench: Bench, rows: list[Row]) -> str:
-    lines = []
+def notes_section(bench: "Bench", rows: list[Row]) -> str:
+    lines = [f"- {n}" for n in bench.notes]
     for row in rows:
-        lines.append(f"- **{row.case} c={row.clients} {row.target}** ({row.status}): {row.detail}")
-    if bench.sluice is not None:
-        rss = [r.proxy_rss_kb for r in bench.rows if r.target == "sluice" and r.proxy_rss_kb]
+        lines.append(f"- **{row.case} c={row.clients} {row.target}** ({status_cell(row)}): "
+                     f"{row.detail}")
+    for pooler in bench.poolers.values():
+        rss = [r.proxy_rss_kb for r in bench.rows if r.target == pooler.name and r.proxy_rss_kb]
         if rss:
-            lines.append(f"- sluice RSS after its runs: first {rss[0] / 1024:.1f} MB, largest "
-                         f"{max(rss) / 1024:.1f} MB, last {rss[-1] / 1024:.1f} MB; restarts: "
-                         f"{bench.sluice.restarts}.")
-        warnings = [l for l in bench.sluice.logfile.read_text(errors="replace").splitlines()
-                    if l.strip() and not l.startswith("=====")] \
-            if bench.sluice.logfile.exists() else []
+            lines.append(f"- {pooler.spec.title} RSS after its runs: first {rss[0] / 1024:.1f} MB, "
+                         f"largest {max(rss) / 1024:.1f} MB, last {rss[-1] / 1024:.1f} MB; "
+                         f"restarts: {pooler.restarts}.")
+    sluice = bench.poolers.get("sluice")
+    if sluice is not None and sluice.logfile.exists() and not sluice.wrapper:
+        warnings = [line for line in sluice.logfile.read_text(errors="replace").splitlines()
+                    if line.strip() and not line.startswith("=====")]
         if warnings:
             lines.append(f"- sluice logged {len(warnings)} lines at warn or above; the first:\n\n"
                          "```\n" + "\n".join(w[:300] for w in warnings[:5]) + "\n```")
-    lines += [f"- {n}" for n in bench.notes]
     if not lines:
         return ""
     return "\n## Failures and notes\n\n" + "\n".join(lines) + "\n"
-
-
-def connect_report(bench: Bench) -> str:
-    s = bench.s
-    out = ["# sluice benchmark: logins per second (`pgbench -C -S`)\n\n",
-           machine_summary(s, "connect", bench),
-           f"- **Runs:** `pgbench -C -S -M simple -c {s.connect_clients} -j 2 -T {s.seconds}`: "
-           f"every transaction opens a new connection and logs in with SCRAM, so tps = logins/s. "
-           f"pgbench's own PBKDF2 per login bounds the rate; compare the proxy CPU per login.\n\n"]
-    out.append(noise_warning(bench.rows))
-    by = {r.target: r for r in bench.rows}
-    table = [[r.target, fmt(r.tps, 0) if r.status == "ok" else "–",
-              fmt(r.conn_ms, 3) if r.status == "ok" else "–",
-              fmt(r.proxy_cpu_ms_per_1k, 1) if r.status == "ok" else "–",
-              fmt(r.proxy_cpu_pct, 0) if r.status == "ok" else "–",
-              fmt(r.pg_cpu_ms_per_1k, 1) if r.status == "ok" else "–",
-              fmt(r.other_cpu_pct, 0), status_cell(r)] for r in bench.rows]
-    out.append(md_table(["target", "logins/s", "avg connection ms", "proxy CPU ms / 1k logins",
-                         "proxy % of a core", "PG CPU ms / 1k logins", "other load %", "status"],
-                        table, right_from=1))
-    sl, pgb, direct = by.get("sluice"), by.get("pgbouncer"), by.get("direct")
-    val = lambda r: r.tps if r and r.status == "ok" else None  # noqa: E731
-    out.append(f"\nsluice ÷ PgBouncer logins/s: {ratio(val(sl), val(pgb))}; "
-               f"sluice ÷ direct: {ratio(val(sl), val(direct))}.\n")
-    out.append(notes_section(bench, [r for r in bench.rows if r.status != "ok" or r.detail]))
-    return "".join(out)
 
 
 def mb(kb) -> str:
     return fmt(kb / 1024, 1) if kb is not None else "–"
 
 
-def idle_report(bench: Bench, results: list[dict]) -> str:
+def idle_report(bench: "Bench", results: list[dict]) -> str:
     s = bench.s
     out = ["# sluice benchmark: memory per idle client\n\n",
            machine_summary(s, "idle", bench),
            f"- **Runs:** {s.idle_clients} clients log in (SCRAM, at most {s.idle_concurrency} "
            f"logins at a time), run `SELECT 1` once, and stay connected. Per client = "
            f"(VmRSS with them − VmRSS before) ÷ clients logged in, VmRSS read {3:.0f} s after "
-           f"the last login. Kernel socket buffers are not in RSS, for either pooler. A "
+           f"the last login. Kernel socket buffers are not in RSS, for any pooler. A "
            f"second round of as many clients then runs on the same daemon: RSS that climbs "
            f"again is a leak, RSS that stays put is memory kept for reuse.\n\n"]
-    table = [[r["pooler"], f"{r['logged_in']}/{r['clients']}", str(r["failures"]),
+    table = [[SPECS[r["pooler"]].title, f"{r['logged_in']}/{r['clients']}", str(r["failures"]),
               fmt(r["logins_per_s"], 0), fmt(r["login_cpu_ms_per_1k"], 1),
-              fmt((r["rss_before_kb"] or 0) / 1024, 1), fmt((r["rss_with_kb"] or 0) / 1024, 1),
-              fmt(r["per_client_kb"], 2), fmt((r["rss_after_kb"] or 0) / 1024, 1),
+              mb(r["rss_before_kb"]), mb(r["rss_with_kb"]),
+              fmt(r["per_client_kb"], 2), mb(r["rss_after_kb"]),
               mb(r.get("round2_rss_with_kb")), mb(r.get("round2_rss_after_kb")),
               "yes" if r["alive_after"] else "**no**"] for r in results]
     out.append(md_table(["pooler", "logged in", "failures", "logins/s",
@@ -1369,13 +2074,49 @@ def idle_report(bench: Bench, results: list[dict]) -> str:
                          "RSS per client kB", "RSS after they left MB",
                          "2nd round: RSS with MB", "2nd round: after MB", "alive"], table,
                         right_from=1))
-    by = {r["pooler"]: r for r in results}
-    if "sluice" in by and "pgbouncer" in by:
-        out.append(f"\nsluice ÷ PgBouncer RSS per client: "
-                   f"{ratio(by['sluice']['per_client_kb'], by['pgbouncer']['per_client_kb'])}.\n")
+    by = {r["pooler"]: r for r in results if not r["failures"]}
+    peers = [(SPECS[n].title, r["per_client_kb"]) for n, r in by.items()
+             if SPECS[n].peer and r["per_client_kb"] is not None]
+    if "sluice" in by and peers:
+        title, best = min(peers, key=lambda p: p[1])
+        out.append(f"\nsluice ÷ best peer ({title}) RSS per client: "
+                   f"{ratio(by['sluice']['per_client_kb'], best)}.\n")
     failed = [r for r in results if r["failures"]]
-    lines = [f"- {r['pooler']}: {r['failures']} failures; first: {r['first_failure']}"
-             for r in failed] + [f"- {n}" for n in bench.notes]
+    lines = [f"- {n}" for n in bench.notes] + [
+        f"- {r['pooler']}: {r['failures']} failures; first: {r['first_failure']}" for r in failed]
+    if lines:
+        out.append("\n## Failures and notes\n\n" + "\n".join(lines) + "\n")
+    return "".join(out)
+
+
+def callgrind_report(bench: "Bench", results: list[dict]) -> str:
+    s = bench.s
+    out = ["# sluice benchmark: user-space instructions per transaction (callgrind)\n\n",
+           machine_summary(s, "callgrind", bench),
+           f"- **Runs:** each pooler in turn under `valgrind --tool=callgrind`; "
+           f"`pgbench -S -M simple -c {s.callgrind_clients} -j 2` through it. A first run warms "
+           f"it up (fills its pool); in a second, once pgbench's clients are logged in, "
+           f"`callgrind_control --zero`, {s.callgrind_seconds} s of load, then "
+           f"`callgrind_control --dump`. Ir per transaction = the dump's instructions (every "
+           f"thread, user space only) ÷ the transactions pgbench logged as completed between "
+           f"the zero and the dump. Logins and disconnects are outside the window. The pooler "
+           f"runs some 50× slower under valgrind, so it is the bottleneck and tps is low; "
+           f"the count of instructions does not depend on the machine's load.\n\n"]
+    table = [[SPECS[r["target"]].title, fmt(r["ir_per_tx"], 0), fmt(r["transactions"], 0),
+              fmt(r["window_s"], 1), fmt(r["tps"], 0), fmt(r["ir"], 0),
+              "ok" if r["status"] == "ok" else f"**{r['status'].upper()}**"] for r in results]
+    out.append(md_table(["pooler", "Ir per transaction", "transactions in the window",
+                         "window s", "tps under callgrind", "Ir in the window", "status"],
+                        table, right_from=1))
+    by = {r["target"]: r for r in results if r["status"] == "ok"}
+    if "sluice" in by:
+        lines = [f"sluice ÷ {SPECS[n].title}: {ratio(by['sluice']['ir_per_tx'], r['ir_per_tx'])}"
+                 for n, r in by.items() if SPECS[n].peer]
+        if lines:
+            out.append("\n" + "; ".join(lines) + " (below 1× is fewer instructions).\n")
+    lines = [f"- {n}" for n in bench.notes] + [
+        f"- {SPECS[r['target']].title}: {r['status']}: {r['detail']}" for r in results
+        if r["status"] != "ok" and r["detail"] != "left out (see the notes)"]
     if lines:
         out.append("\n## Failures and notes\n\n" + "\n".join(lines) + "\n")
     return "".join(out)
@@ -1394,32 +2135,46 @@ def rows_as_dicts(rows: list[Row]) -> list[dict]:
 
 # ---------------------------------------------------------------------------
 
+MODES = ("bench", "idle", "connect", "callgrind", "tls")
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=["bench", "idle", "connect"])
+    parser.add_argument("mode", choices=MODES)
     parser.add_argument("--work", required=True, type=Path,
                         help="an empty directory with a pids/ subdirectory (run.sh makes it)")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, _on_sigterm)
     signal.signal(signal.SIGHUP, _on_sigterm)
-    settings = Settings.from_env()
+    settings = Settings.from_env(args.mode)
     bench = Bench(args.work, settings, args.mode)
+    run_rows = None
     try:
-        bench.setup(load=args.mode != "idle")
+        bench.setup()
         if args.mode == "bench":
             bench.run_bench()
-            report, stem, csv_rows = bench_report(bench), "latest", rows_as_dicts(bench.rows)
+            report, stem = bench_report(bench), "latest"
+            csv_rows, run_rows = wide_csv(bench, [TPS, LATENCY, PROXY_CPU]), rows_as_dicts(
+                bench.rows)
         elif args.mode == "connect":
             bench.run_connect()
-            report, stem, csv_rows = connect_report(bench), "latest-connect", rows_as_dicts(
+            report, stem = connect_report(bench), "latest-connect"
+            csv_rows, run_rows = wide_csv(bench, [TPS, CONN, PROXY_CPU]), rows_as_dicts(
                 bench.rows)
+        elif args.mode == "tls":
+            bench.run_tls()
+            report, stem = tls_report(bench), "latest-tls"
+            csv_rows, run_rows = wide_csv(bench, [TPS, LATENCY, PROXY_CPU]), rows_as_dicts(
+                bench.rows)
+        elif args.mode == "callgrind":
+            results = bench.run_callgrind()
+            report, stem, csv_rows = callgrind_report(bench, results), "latest-callgrind", results
         else:
             results = bench.run_idle()
             report, stem, csv_rows = idle_report(bench, results), "latest-idle", results
     finally:
         bench.teardown()
-    write_results(settings, stem, report, csv_rows)
+    write_results(settings, stem, report, csv_rows, run_rows)
     print(report)
     return 0
 
