@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "protocol/sql_effects.hpp"
+
 namespace sluice::pool {
 
 struct prepared_statement {
@@ -18,6 +20,7 @@ struct prepared_statement {
   std::string query;                       // the exact text, byte for byte
   std::vector<std::uint32_t> param_types;  // parameter type OIDs as the client gave them
   std::string parse_message;               // the Parse a server gets, ready to send
+  protocol::sql_effects effects;           // what running it leaves in the session
   // A statement made by SQL PREPARE instead: the PREPARE a server gets (parse_message is empty),
   // and the statement after its AS ("" if the definition could not be read).
   std::string prepare_sql;

@@ -180,18 +180,45 @@ void session_params::set_tracked(std::string_view name, std::string_view value) 
   entries_.emplace(std::string(name), entry{std::string(value), true});
 }
 
+bool session_params::affects_statements(std::string_view name) {
+  static constexpr std::array<std::string_view, 13> names = {"search_path",
+                                                             "role",
+                                                             "session_authorization",
+                                                             "DateStyle",
+                                                             "TimeZone",
+                                                             "IntervalStyle",
+                                                             "client_encoding",
+                                                             "lc_monetary",
+                                                             "standard_conforming_strings",
+                                                             "backslash_quote",
+                                                             "escape_string_warning",
+                                                             "transform_null_equals",
+                                                             "default_text_search_config"};
+  return std::any_of(names.begin(), names.end(),
+                     [&](std::string_view n) { return guc_name_equal(n, name); });
+}
+
 const std::string& session_params::tracked_settings() const {
   if (!tracked_settings_stale_) return tracked_settings_;
   tracked_settings_.clear();
+  statement_context_.clear();
+  const auto append = [](std::string& out, std::string_view name, std::string_view value) {
+    for (char c : name) out += fold(c);
+    out += '\0';
+    out += value;
+    out += '\0';
+  };
   for (const auto& [name, e] : entries_) {
-    if (!e.tracked || !is_setting(name)) continue;
-    for (char c : name) tracked_settings_ += fold(c);
-    tracked_settings_ += '\0';
-    tracked_settings_ += e.value;
-    tracked_settings_ += '\0';
+    if (affects_statements(name)) append(statement_context_, name, e.value);
+    if (e.tracked && is_setting(name)) append(tracked_settings_, name, e.value);
   }
   tracked_settings_stale_ = false;
   return tracked_settings_;
+}
+
+const std::string& session_params::statement_context() const {
+  tracked_settings();  // builds both
+  return statement_context_;
 }
 
 std::optional<std::string_view> session_params::get(std::string_view name) const {
@@ -219,11 +246,18 @@ std::string sync_sql(const session_params& client, const session_params& server)
   // would produce nothing. The common case on a lease, so it is checked first.
   if (client.tracked_settings() == server.tracked_settings()) return {};
   std::string sql;
-  for (const auto& [name, e] : client.entries()) {
-    if (!e.tracked || !session_params::is_setting(name)) continue;
-    auto have = server.get(name);
-    if (have && same_value(name, e.value, *have)) continue;
-    append_statement(sql, name, e.value);
+  // SET SESSION AUTHORIZATION resets the role: it goes first, whatever the name order says.
+  const auto is_authorization = [](std::string_view name) {
+    return guc_name_equal(name, "session_authorization");
+  };
+  for (const bool authorization_pass : {true, false}) {
+    for (const auto& [name, e] : client.entries()) {
+      if (!e.tracked || !session_params::is_setting(name)) continue;
+      if (is_authorization(name) != authorization_pass) continue;
+      auto have = server.get(name);
+      if (have && same_value(name, e.value, *have)) continue;
+      append_statement(sql, name, e.value);
+    }
   }
   for (const auto& [name, e] : server.entries()) {
     if (!e.tracked || !session_params::is_setting(name) || client.is_tracked(name)) continue;
@@ -232,6 +266,35 @@ std::string sync_sql(const session_params& client, const session_params& server)
     append_identifier(sql, name);
   }
   return sql;
+}
+
+void apply_settings_audit(const std::vector<std::pair<std::string, std::string>>& session_level,
+                          const session_params& reported, const session_params& baseline,
+                          session_params& client, session_params& server) {
+  const auto overridden = [&](std::string_view name) {
+    return std::any_of(session_level.begin(), session_level.end(),
+                       [&](const auto& setting) { return guc_name_equal(setting.first, name); });
+  };
+  // Settings no longer overridden, and not kept right by ParameterStatus: gone.
+  const auto forget_reset = [&](session_params& record, const session_params* keep_from) {
+    std::vector<std::string> reset;
+    for (const auto& [name, e] : record.entries())
+      if (e.tracked && session_params::is_setting(name) && !reported.get(name) && !overridden(name))
+        reset.push_back(name);
+    for (const auto& name : reset) {
+      record.erase(name);
+      if (keep_from)
+        if (auto startup = keep_from->get(name); startup && keep_from->is_tracked(name))
+          record.set_tracked(name, *startup);
+    }
+  };
+  forget_reset(server, nullptr);
+  forget_reset(client, &baseline);
+  for (const auto& [name, value] : session_level) {
+    if (!session_params::is_setting(name)) continue;
+    server.set_tracked(name, value);
+    client.set_tracked(name, value);
+  }
 }
 
 void record_sync(const session_params& client, session_params& server) {

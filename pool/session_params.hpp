@@ -17,6 +17,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace sluice::pool {
 
@@ -62,10 +64,18 @@ class session_params {
   // Rebuilt only after a change.
   const std::string& tracked_settings() const;
 
+  // The settings that change how PostgreSQL reads a statement's text when it prepares it (name
+  // resolution: search_path, role; constants folded at parse time: DateStyle, TimeZone,
+  // IntervalStyle; literal syntax: standard_conforming_strings, backslash_quote, ...), as one
+  // canonical string like tracked_settings(). Part of a prepared statement's identity.
+  const std::string& statement_context() const;
+  static bool affects_statements(std::string_view name);
+
  private:
   map entries_;
   mutable std::string tracked_settings_;
-  mutable bool tracked_settings_stale_ = true;
+  mutable std::string statement_context_;
+  mutable bool tracked_settings_stale_ = true;  // both strings are rebuilt after a change
 };
 
 // SQL that makes `server` match `client`, "" when nothing differs:
@@ -84,6 +94,16 @@ class session_params {
 // Statements are separated by "; ". As one simple Query they run as one implicit
 // transaction: all apply or none.
 std::string sync_sql(const session_params& client, const session_params& server);
+
+// A server's session-level settings as read back from it (name and current value of every
+// setting whose source is 'session': what SET, RESET, set_config() and sluice's own syncs
+// left): both records are made to say what the server has. `reported` lists the settings the
+// server reports by ParameterStatus, whose records are already right. A setting the server no
+// longer overrides (it was RESET) leaves both records, except that the client keeps its
+// startup value from `baseline`, as PostgreSQL's RESET returns to it; the next sync restores it.
+void apply_settings_audit(const std::vector<std::pair<std::string, std::string>>& session_level,
+                          const session_params& reported, const session_params& baseline,
+                          session_params& client, session_params& server);
 
 // After sync_sql's SQL succeeded: make the server record say what the server now has.
 // (ParameterStatus messages the server sends in reply are recorded with set() as usual.)

@@ -94,12 +94,38 @@ bool is_transaction_exit(std::string_view sql) {
 statement_relay_fsm::statement_relay_fsm(client_statement_map& client,
                                          server_statement_cache& server, intern_function intern,
                                          statement_counters& counters,
-                                         intern_sql_function intern_sql)
+                                         intern_sql_function intern_sql, server_bound_state* bound,
+                                         bool renames)
     : client_(client),
       server_(server),
       intern_(std::move(intern)),
       intern_sql_(std::move(intern_sql)),
-      counters_(counters) {}
+      counters_(counters),
+      bound_(bound ? *bound : own_bound_),
+      renames_(renames) {}
+
+statement_relay_fsm::statement_relay_fsm(statement_relay_fsm&& other) noexcept
+    : client_(other.client_),
+      server_(other.server_),
+      intern_(std::move(other.intern_)),
+      intern_sql_(std::move(other.intern_sql_)),
+      counters_(other.counters_),
+      pending_(std::move(other.pending_)),
+      dropping_until_sync_(other.dropping_until_sync_),
+      failed_(other.failed_),
+      status_(other.status_),
+      unnamed_statement_effect_(std::move(other.unnamed_statement_effect_)),
+      unnamed_portal_effect_(std::move(other.unnamed_portal_effect_)),
+      unnamed_statement_sql_(std::move(other.unnamed_statement_sql_)),
+      unnamed_portal_sql_(std::move(other.unnamed_portal_sql_)),
+      own_bound_(std::move(other.own_bound_)),
+      bound_(&other.bound_ == &other.own_bound_ ? own_bound_ : other.bound_),
+      renames_(other.renames_),
+      settings_changed_(other.settings_changed_),
+      settings_named_(std::move(other.settings_named_)),
+      autocommit_sequence_(other.autocommit_sequence_),
+      declared_in_transaction_(std::move(other.declared_in_transaction_)),
+      rolled_back_(other.rolled_back_) {}
 
 bool statement_relay_fsm::wants_whole_request(char type) {
   return type == 'P' || type == 'B' || type == 'D' || type == 'C' || type == 'Q' || type == 'E';
@@ -225,6 +251,79 @@ bool statement_relay_fsm::on_client_message(char type, std::span<const char> bod
   return true;
 }
 
+bool statement_relay_fsm::refuse_session_sql(const protocol::sql_effects& effects,
+                                             bool simple_query, protocol::output_segments& out) {
+  // A failed transaction refuses these too, with 25P02: PostgreSQL's own answer comes first.
+  if (status_ == 'E') return false;
+  std::string_view sqlstate;
+  std::string message;
+  if (effects.listen) {
+    sqlstate = "0A000";
+    message =
+        "LISTEN is not supported in transaction mode by sluice: the notifications "
+        "would reach whichever client holds this server connection next; use a database with "
+        "pool.mode: session for listeners";
+  } else if (effects.reads_sequence && !effects.advances_sequence && !bound_.sequence_here) {
+    // The server's lastval()/currval() would be whatever its last client's sequences returned.
+    sqlstate = "55000";
+    message =
+        "lastval() and currval() are not available here: in transaction mode this server "
+        "connection is not the one that advanced the client's sequence; use INSERT ... "
+        "RETURNING, or call them in the same transaction as the nextval()";
+  } else {
+    return false;
+  }
+  if (simple_query) {
+    send_query("DEALLOCATE sluice_never_prepared",
+               {kind::raise_error_query, 'Q', nullptr, {}, error_message(sqlstate, message), {}, 0},
+               out);
+  } else {
+    raise(sqlstate, message, out);
+  }
+  return true;
+}
+
+void statement_relay_fsm::note_effects(const protocol::sql_effects& effects, pending& entry) {
+  if (effects.settings) settings_changed_ = true;
+  settings_named_.insert(effects.setting_names.begin(), effects.setting_names.end());
+  if (effects.advances_sequence) {
+    bound_.sequence_here = true;
+    if (status_ == 'I' && !earlier_batch_pending()) autocommit_sequence_ = true;
+  }
+  if (effects.holdable_cursor) {
+    entry.cursor_op = pending::cursor_change::declare;
+    entry.cursor = effects.cursor;
+  } else if (effects.closes_cursor) {
+    entry.cursor_op =
+        effects.all_cursors ? pending::cursor_change::close_all : pending::cursor_change::close;
+    entry.cursor = effects.cursor;
+  }
+}
+
+void statement_relay_fsm::confirm_cursor(const pending& entry, char type,
+                                         std::span<const char> body) {
+  using change = pending::cursor_change;
+  if (entry.cursor_op == change::none) return;
+  if (type == 'E') {
+    // A CLOSE of a cursor that does not exist: it is not open, whatever sluice thought.
+    auto error = protocol::decode_error_response(body);
+    if (entry.cursor_op == change::close && error && error->sqlstate() == "34000")
+      bound_.holdable_cursors.erase(entry.cursor);
+    return;
+  }
+  if (type != 'C') return;
+  auto tag = protocol::decode_command_complete(body);
+  if (!tag) return;
+  if (entry.cursor_op == change::declare && tag->tag == "DECLARE CURSOR") {
+    bound_.holdable_cursors.insert(entry.cursor);
+    if (status_ != 'I') declared_in_transaction_.push_back(entry.cursor);
+  } else if (entry.cursor_op == change::close && tag->tag == "CLOSE CURSOR") {
+    bound_.holdable_cursors.erase(entry.cursor);
+  } else if (entry.cursor_op == change::close_all && tag->tag == "CLOSE CURSOR ALL") {
+    bound_.holdable_cursors.clear();
+  }
+}
+
 void statement_relay_fsm::on_named_parse(std::string name, std::string_view query,
                                          std::span<const std::uint32_t> types,
                                          protocol::output_segments& out) {
@@ -268,17 +367,30 @@ void statement_relay_fsm::handle_client_message(char type, std::span<const char>
       auto parse = protocol::decode_parse(body);
       if (!parse) return forward(type, wire, nullptr, out);
       if (parse->name.empty()) return on_unnamed_parse(parse->query, wire, out);
+      if (!renames_) return forward(type, wire, nullptr, out);
       return on_named_parse(std::string(parse->name), parse->query, parse->param_types, out);
     }
     case 'B': {
       auto bind = protocol::decode_bind(body);
-      if (bind && bind->portal.empty())
+      if (!bind) return forward(type, wire, nullptr, out);
+      // What the portal will run: the unnamed statement, or the client's named one.
+      const protocol::sql_effects* runs = &unnamed_statement_sql_;
+      statement_ptr statement;
+      if (!bind->statement.empty() && renames_) {
+        auto it = client_.find(std::string(bind->statement));
+        if (it == client_.end()) return raise("26000", does_not_exist(bind->statement), out);
+        statement = it->second;
+        runs = &statement->effects;
+      } else if (!bind->statement.empty()) {
+        runs = nullptr;  // passed through: sluice does not know the statement
+      }
+      if (runs && refuse_session_sql(*runs, false, out)) return;
+      if (bind->portal.empty()) {
         unnamed_portal_effect_ =
             bind->statement.empty() ? unnamed_statement_effect_ : unnamed_effect{};
-      if (!bind || bind->statement.empty()) return forward(type, wire, nullptr, out);
-      auto it = client_.find(std::string(bind->statement));
-      if (it == client_.end()) return raise("26000", does_not_exist(bind->statement), out);
-      auto statement = it->second;
+        unnamed_portal_sql_ = runs ? *runs : protocol::sql_effects{};
+      }
+      if (!statement) return forward(type, wire, nullptr, out);
       if (!ensure_on_server(statement, out))
         return raise("0A000", cannot_use(bind->statement), out);
       const auto rest = body.subspan(bind->params_offset);
@@ -291,7 +403,7 @@ void statement_relay_fsm::handle_client_message(char type, std::span<const char>
     }
     case 'D': {
       auto describe = protocol::decode_describe(body);
-      if (!describe || describe->kind != 'S' || describe->name.empty())
+      if (!describe || describe->kind != 'S' || describe->name.empty() || !renames_)
         return forward(type, wire, nullptr, out);
       auto it = client_.find(std::string(describe->name));
       if (it == client_.end()) return raise("26000", does_not_exist(describe->name), out);
@@ -305,7 +417,7 @@ void statement_relay_fsm::handle_client_message(char type, std::span<const char>
     }
     case 'C': {
       auto close = protocol::decode_close(body);
-      if (!close || close->kind != 'S' || close->name.empty())
+      if (!close || close->kind != 'S' || close->name.empty() || !renames_)
         return forward(type, wire, nullptr, out);
       // Only the client's name goes; the server keeps the statement for other clients.
       std::string name(close->name);
@@ -328,6 +440,8 @@ void statement_relay_fsm::handle_client_message(char type, std::span<const char>
 void statement_relay_fsm::on_unnamed_parse(std::string_view query, std::span<const char> wire,
                                            protocol::output_segments& out) {
   unnamed_statement_effect_ = {};
+  unnamed_statement_sql_ = protocol::inspect_sql(query);
+  if (!renames_) return forward('P', wire, nullptr, out);
   const auto command = protocol::classify_sql_command(query);
   using cmd = protocol::sql_command::kind;
   // A failed transaction refuses the Parse: PostgreSQL's own error, from the query as it is.
@@ -351,7 +465,9 @@ void statement_relay_fsm::on_execute(std::span<const char> body, std::span<const
   auto execute = protocol::decode_execute(body);
   out.add_view(wire);
   if (!execute || !execute->portal.empty() || unnamed_portal_effect_.empty()) {
-    pending_.push_back({kind::plain, 'E', nullptr, {}, {}, {}, 0});
+    pending entry{kind::plain, 'E', nullptr, {}, {}, {}, 0};
+    if (execute && execute->portal.empty()) note_effects(unnamed_portal_sql_, entry);
+    pending_.push_back(std::move(entry));
     return;
   }
   // A DEALLOCATE sluice answers: the names go now, tentatively, and come back if the Execute
@@ -442,11 +558,22 @@ void statement_relay_fsm::on_query(std::span<const char> body, std::span<const c
   // A simple Query drops the unnamed statement and portal.
   unnamed_statement_effect_ = unnamed_portal_effect_ = {};
   auto query = protocol::decode_query(body);
-  const auto command = query ? protocol::classify_sql_command(query->sql) : protocol::sql_command{};
+  if (!query) return forward('Q', wire, nullptr, out);
+  const auto effects = protocol::inspect_sql(query->sql);
+  if (refuse_session_sql(effects, true, out)) return;
+  const auto command =
+      renames_ ? protocol::classify_sql_command(query->sql) : protocol::sql_command{};
   using cmd = protocol::sql_command::kind;
   if (command.what == cmd::other) {
-    if (query && rewrite_deallocates(query->sql, out)) return;
-    return forward('Q', wire, nullptr, out);
+    if (renames_ && rewrite_deallocates(query->sql, out)) {
+      note_effects(effects, pending_.back());
+      return;
+    }
+    pending entry{kind::plain, 'Q', nullptr, {}, {}, {}, 0};
+    note_effects(effects, entry);
+    out.add_view(wire);
+    pending_.push_back(std::move(entry));
+    return;
   }
   // A failed transaction refuses each of these commands with 25P02: PostgreSQL's own answer,
   // and nothing changes. (Their status is known: see must_wait_for_replies.)
@@ -459,6 +586,7 @@ void statement_relay_fsm::on_query(std::span<const char> body, std::span<const c
       if (status_ != 'I') return forward('Q', wire, nullptr, out);
       pending entry{kind::discard_rewritten,   'Q', nullptr, {}, "DISCARD ALL", forget(true, {}),
                     discard_all_statements - 1};
+      note_effects(effects, entry);
       return send_query(discard_all_sql, std::move(entry), out);
     }
     case cmd::deallocate:
@@ -510,6 +638,7 @@ void statement_relay_fsm::on_query(std::span<const char> body, std::span<const c
       auto statement = it->second;
       const auto execute = "EXECUTE " + statement->server_name + command.rest;
       pending run{kind::plain, 'Q', statement, command.name, {}, {}, 0};
+      note_effects(statement->effects, run);
       if (server_.contains(statement->id)) {
         server_.touch(statement->id);
         return send_query(execute, std::move(run), out);
@@ -684,6 +813,7 @@ statement_relay_fsm::verdict statement_relay_fsm::on_query_reply(pending& head, 
           return verdict::swallow;
         }
         head.forgotten.clear();  // it ran: the names stay gone
+        bound_ = {};             // CLOSE ALL closed every cursor; no sequence is current
         const auto start = out.arena().size();
         protocol::append_command_complete(out.arena(), head.text);
         out.owned_from(start);
@@ -725,6 +855,7 @@ statement_relay_fsm::verdict statement_relay_fsm::on_query_reply(pending& head, 
       }
       return verdict::forward;
     default:
+      confirm_cursor(head, type, body);
       if (type == 'E' && head.statement && !head.client_name.empty()) {
         // An EXECUTE sluice renamed: PostgreSQL named the server's statement.
         auto error = protocol::decode_error_response(body);
@@ -740,14 +871,23 @@ statement_relay_fsm::verdict statement_relay_fsm::on_query_reply(pending& head, 
 
 statement_relay_fsm::verdict statement_relay_fsm::on_server_message(
     char type, std::span<const char> body, protocol::output_segments& out) {
-  if (type == 'Z')
+  if (type == 'Z') {
     if (auto ready = protocol::decode_ready_for_query(body)) status_ = ready->status;
+    // The transaction block ended: holdable cursors it declared survive a COMMIT only.
+    if (status_ == 'I' && !declared_in_transaction_.empty()) {
+      if (rolled_back_)
+        for (const auto& cursor : declared_in_transaction_) bound_.holdable_cursors.erase(cursor);
+      declared_in_transaction_.clear();
+    }
+  }
   // Asynchronous messages can arrive at any time and answer nothing.
   if (type == 'N' || type == 'S' || type == 'A' || pending_.empty()) return verdict::forward;
   auto& head = pending_.front();
-  if (type == 'C' && head.what != kind::discard_rewritten) {
+  if (type == 'C') {
     auto tag = protocol::decode_command_complete(body);
-    if (tag && (tag->tag == "DISCARD ALL" || tag->tag == "DEALLOCATE ALL")) {
+    rolled_back_ = tag && tag->tag == "ROLLBACK";
+    if (tag && head.what != kind::discard_rewritten &&
+        (tag->tag == "DISCARD ALL" || tag->tag == "DEALLOCATE ALL")) {
       // However it got there (a multi-statement Query, say), the server dropped every
       // statement, other clients' included: they are prepared again on their next use. The
       // client's own names are gone, as PostgreSQL would have it.
@@ -788,6 +928,7 @@ statement_relay_fsm::verdict statement_relay_fsm::on_server_message(
   verdict result = verdict::forward;
   switch (entry.what) {
     case kind::plain:
+      confirm_cursor(entry, type, body);
       if (failed && entry.request == 'B' && entry.statement && is_plan_changed(body))
         server_.mark_stale(entry.statement->id);  // prepared afresh on next use
       break;

@@ -22,6 +22,7 @@
 // skips after an earlier error, leaves no trace in the client's map or the server's cache.
 #include <cstdint>
 #include <functional>
+#include <set>
 #include <span>
 #include <string>
 #include <string_view>
@@ -32,8 +33,10 @@
 #include <boost/container/deque.hpp>
 
 #include "pool/prepared_statement.hpp"
+#include "pool/server_bound_state.hpp"
 #include "pool/server_statement_cache.hpp"
 #include "protocol/output_segments.hpp"
+#include "protocol/sql_effects.hpp"
 
 namespace sluice::pool {
 
@@ -53,9 +56,25 @@ struct statement_counters {
 
 class statement_relay_fsm {
  public:
+  // `bound`: what the client's session keeps on this server across leases (a private one when
+  // absent). `renames`: false passes named statements through untouched (the statement cache
+  // is off); the session's own checks (LISTEN, lastval, settings, cursors) still apply.
   statement_relay_fsm(client_statement_map& client, server_statement_cache& server,
                       intern_function intern, statement_counters& counters,
-                      intern_sql_function intern_sql = {});
+                      intern_sql_function intern_sql = {}, server_bound_state* bound = nullptr,
+                      bool renames = true);
+  statement_relay_fsm(statement_relay_fsm&& other) noexcept;
+  statement_relay_fsm& operator=(statement_relay_fsm&&) = delete;
+
+  // Whether a statement the client ran may have changed the session's settings in a way the
+  // server does not report (SET of a setting without ParameterStatus, RESET, set_config(),
+  // DO, CALL): before the server serves anyone else, its settings must be read back.
+  bool settings_may_have_changed() const { return settings_changed_; }
+  // The settings the client's statements named (see protocol::sql_effects::setting_names).
+  const std::set<std::string>& settings_named() const { return settings_named_; }
+  // Whether a statement that may advance a sequence ran outside a transaction block: a
+  // lastval() in the client's next statement expects this server (see pool.lastval_window).
+  bool advanced_sequence_in_autocommit() const { return autocommit_sequence_; }
 
   // The server's transaction status when the lease starts; ReadyForQuery keeps it current.
   // Commands whose answer depends on it (a failed transaction refuses nearly everything with
@@ -136,6 +155,9 @@ class statement_relay_fsm {
     // Client names given up when this was sent; they come back if the work never happens.
     std::vector<std::pair<std::string, statement_ptr>> forgotten;
     int swallow = 0;  // discard_rewritten: CommandCompletes still to swallow
+    // A cursor the statement opens WITH HOLD or closes: confirmed by its CommandComplete.
+    enum class cursor_change : std::uint8_t { none, declare, close, close_all } cursor_op{};
+    std::string cursor;
   };
   // What the unnamed statement, and a portal bound from it, does for the client when executed:
   // an extended-protocol DEALLOCATE, answered by sluice.
@@ -186,6 +208,13 @@ class statement_relay_fsm {
   verdict on_query_reply(pending& head, char type, std::span<const char> body,
                          protocol::output_segments& out);
   void append_owned(protocol::output_segments& out, std::string_view bytes);
+  // The session checks on SQL about to run: true when the fsm refused it (an error stands in).
+  bool refuse_session_sql(const protocol::sql_effects& effects, bool simple_query,
+                          protocol::output_segments& out);
+  // Notes what SQL sent to run leaves in the session, on its pending entry.
+  void note_effects(const protocol::sql_effects& effects, pending& entry);
+  // A reply completed `entry` (a CommandComplete, or an error): confirm its cursor change.
+  void confirm_cursor(const pending& entry, char type, std::span<const char> body);
 
   client_statement_map& client_;
   server_statement_cache& server_;
@@ -200,6 +229,17 @@ class statement_relay_fsm {
   bool failed_ = false;  // the head query entry already saw its error
   char status_ = 'I';    // the transaction status of the last ReadyForQuery
   unnamed_effect unnamed_statement_effect_, unnamed_portal_effect_;
+  // What the unnamed statement, and the unnamed portal bound from a statement, run.
+  protocol::sql_effects unnamed_statement_sql_, unnamed_portal_sql_;
+  server_bound_state own_bound_;
+  server_bound_state& bound_;
+  const bool renames_;
+  bool settings_changed_ = false;
+  std::set<std::string> settings_named_;
+  bool autocommit_sequence_ = false;
+  // Holdable cursors declared inside the current transaction block: a ROLLBACK drops them.
+  std::vector<std::string> declared_in_transaction_;
+  bool rolled_back_ = false;  // the last CommandComplete was a ROLLBACK
 };
 
 }  // namespace sluice::pool

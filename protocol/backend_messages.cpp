@@ -128,6 +128,25 @@ result<command_complete> decode_command_complete(std::span<const char> body) {
   return finish(in, complete);
 }
 
+result<data_row> decode_data_row(std::span<const char> body) {
+  byte_reader in(body);
+  data_row row;
+  const std::int16_t count = in.read_int16();
+  if (count < 0) in.fail(errc::malformed);
+  for (std::int16_t i = 0; i < count && !in.failed(); ++i) {
+    const std::int32_t length = in.read_int32();
+    if (length == -1) {
+      row.values.emplace_back(std::nullopt);
+    } else if (length < 0) {
+      in.fail(errc::malformed);
+    } else {
+      const auto bytes = in.read_bytes(static_cast<std::size_t>(length));
+      row.values.emplace_back(std::string_view(bytes.data(), bytes.size()));
+    }
+  }
+  return finish(in, row);
+}
+
 result<negotiate_protocol_version> decode_negotiate_protocol_version(std::span<const char> body) {
   byte_reader in(body);
   negotiate_protocol_version negotiate;

@@ -84,6 +84,14 @@ struct command_complete {
 };
 result<command_complete> decode_command_complete(std::span<const char> body);
 
+// https://www.postgresql.org/docs/15/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-DATAROW
+// For the few rows sluice reads itself (internal queries, text format): one value per column,
+// nullopt for NULL.
+struct data_row {
+  std::vector<std::optional<std::string_view>> values;
+};
+result<data_row> decode_data_row(std::span<const char> body);
+
 // https://www.postgresql.org/docs/15/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-NEGOTIATEPROTOCOLVERSION
 struct negotiate_protocol_version {
   std::int32_t newest_minor;                  // Newest minor version of the requested major.

@@ -275,6 +275,7 @@ awaitable<bool> client_session::log_in() {
   if (transaction_mode) {
     if (auto profile = pool_->find_login_profile(startup_settings_)) {
       params_ = profile->session.share();
+      baseline_ = params_.share();
       co_return co_await welcome_client(profile->reported);
     }
   }
@@ -314,6 +315,7 @@ awaitable<bool> client_session::log_in() {
   }
 
   const auto reported_copy = reported;  // the server goes back to the pool below
+  baseline_ = params_.share();
   if (transaction_mode) {
     pool_->remember_login_profile(startup_settings_, {reported_copy, params_.share()});
     give_back_server(true, "login done");
@@ -384,15 +386,28 @@ bool client_session::statements_enabled() const {
          pool_->settings().prepared_statements > 0;
 }
 
+std::string client_session::statement_context() const {
+  // The pool (database and user), then the session settings that change what a statement's
+  // text means. Rebuilt per Parse from strings the session keeps built.
+  std::string context = database_;
+  context += '\0';
+  context += user_;
+  context += '\0';
+  context += params_.get().statement_context();
+  return context;
+}
+
 pool::intern_function client_session::intern_function() const {
-  return [&registry = context_.statements](std::string_view query,
-                                           std::span<const std::uint32_t> types) {
-    return registry.intern(query, types);
+  return [this](std::string_view query, std::span<const std::uint32_t> types) {
+    return context_.statements.intern(query, types, statement_context());
   };
 }
 
 void client_session::give_back_server(bool reusable, std::string_view why) {
   if (!server_) return;
+  bound_ = {};  // nothing of the client's lives on the next server yet
+  keep_until_.reset();
+  settings_unknown_ = false;
   if (!reusable)
     context_.log->info("server dropped pool={} pid={} reason=\"{}\"", pool_->name(),
                        server_->backend_pid, why);
@@ -405,6 +420,14 @@ void client_session::give_back_server(bool reusable, std::string_view why) {
 awaitable<void> client_session::serve() {
   for (;;) {
     if (server_) {
+      // Transaction mode keeps a server between transactions only while something of the
+      // client's lives there (see finish_transaction): wait for the next request first.
+      if (mode_of(pool_->settings()) == pool::pool_mode::transaction &&
+          protocol::peek_header(in_.readable(), context_.settings.max_message_size).status ==
+              protocol::frame_status::need_more) {
+        if (!co_await wait_holding_server()) co_return;
+        continue;
+      }
       if (!co_await relay_lease()) co_return;
       continue;
     }
@@ -480,13 +503,16 @@ awaitable<bool> client_session::relay_lease() {
   context_.cancels.set_target(*cancel_key_, cancel_target{server_->endpoint, server_->backend_pid,
                                                           server_->backend_secret});
   // Transaction mode renames named prepared statements so they survive moving between
-  // servers; session mode, or a cache set to 0, passes them through untouched.
+  // servers (unless the cache is set to 0) and accounts for what outlives a transaction;
+  // session mode passes everything through untouched.
   std::optional<pool::statement_relay_fsm> statements;
-  if (statements_enabled())
-    statements.emplace(statements_, server_->statements, intern_function(), statement_counters_,
-                       [&registry = context_.statements](std::string_view definition) {
-                         return registry.intern_sql(definition);
-                       });
+  if (mode == pool::pool_mode::transaction)
+    statements.emplace(
+        statements_, server_->statements, intern_function(), statement_counters_,
+        [this](std::string_view definition) {
+          return context_.statements.intern_sql(definition, statement_context());
+        },
+        &bound_, statements_enabled());
   const auto& pool_settings = pool_->settings();
   const pool::lease_fsm::settings lease_settings{
       .mode = mode,
@@ -508,11 +534,18 @@ awaitable<bool> client_session::relay_lease() {
   if (context_.cancels.pending_cancels(*cancel_key_) > 0) co_await wait_for_cancels();
   exit_plan_ = lease->plan_exit();
   const bool server_said_fatal = lease->server_reported_fatal();
+  const auto* ran = lease->statements();
+  if (ran && ran->settings_may_have_changed()) {
+    settings_unknown_ = true;
+    // Custom settings ("app.tenant") are not in pg_settings: the audit asks for them by name.
+    for (const auto& name : ran->settings_named())
+      if (name.find('.') != std::string::npos) custom_settings_.insert(name);
+  }
+  const bool sequence_step = ran && ran->advanced_sequence_in_autocommit();
   lease.reset();
   switch (end) {
     case relay_end::released:
-      give_back_server(true, "transaction done");
-      co_return true;
+      co_return co_await finish_transaction(sequence_step);
     case relay_end::client_gone:
       if (end_reason_.empty()) end_reason_ = "client closed the connection";
       co_return false;  // run() cleans the server up
@@ -541,6 +574,127 @@ awaitable<bool> client_session::relay_lease() {
   co_return false;
 }
 
+awaitable<bool> client_session::finish_transaction(bool sequence_step) {
+  // Before anyone else can get the server: read back settings that PostgreSQL does not report
+  // (SET search_path, work_mem, set_config(), ...), so both sessions' records are right.
+  if (settings_unknown_ && !co_await audit_settings()) {
+    give_back_server(false, "reading back session settings failed");
+    co_await fail("08006",
+                  "sluice lost the server connection before it could read back the session's "
+                  "settings");
+    co_return false;
+  }
+  // What lives on this server binds the client to it: open WITH HOLD cursors for as long as
+  // they are open; a sequence just advanced in autocommit, for one more statement within
+  // lastval_window, while nobody waits for a server.
+  const auto& window = pool_->settings().lastval_window;
+  if (bound_.pins_server()) {
+    keep_until_.reset();
+    co_return true;
+  }
+  if (sequence_step && window && !pool_->has_waiters()) {
+    keep_until_ = pool::clock::now() + *window;
+    co_return true;
+  }
+  give_back_server(true, "transaction done");
+  co_return true;
+}
+
+awaitable<bool> client_session::wait_holding_server() {
+  // Bounded by the lastval window, or (cursors) by client_idle_timeout alone.
+  using std::chrono::duration_cast;
+  using std::chrono::milliseconds;
+  std::optional<milliseconds> limit = pool_->settings().client_idle_timeout;
+  bool window_ends_first = false;
+  if (keep_until_) {
+    const auto left =
+        std::max(milliseconds(0), duration_cast<milliseconds>(*keep_until_ - pool::clock::now()));
+    if (!limit || left < *limit) {
+      limit = left;
+      window_ends_first = true;
+    }
+  }
+  const auto read = limit ? co_await read_idle_client_until(*limit) : co_await read_idle_client();
+  if (read == idle_read::data) co_return true;
+  if (read == idle_read::closed) co_return false;
+  if (window_ends_first) {
+    give_back_server(true, "lastval window over");
+    co_return true;
+  }
+  co_await fail("57P05", "terminating connection due to idle-session timeout");
+  co_return false;
+}
+
+std::string client_session::settings_audit_sql() const {
+  // Every setting a SET, RESET or set_config() left at session level: what pg_settings lists
+  // with source 'session'; role and session_authorization, which it does not list; and the
+  // custom settings this client or the server's record named.
+  const auto literal = [](std::string_view text) {
+    std::string out = "'";
+    for (char c : text) {
+      if (c == '\'') out += '\'';
+      out += c;
+    }
+    return out + "'";
+  };
+  const auto login_user = server_->params_at_login.get("session_authorization");
+  std::string sql =
+      "SELECT name, pg_catalog.current_setting(name) FROM pg_catalog.pg_settings "
+      "WHERE source = 'session' "
+      "UNION ALL SELECT 'role', pg_catalog.current_setting('role') "
+      "WHERE pg_catalog.current_setting('role') <> 'none'";
+  if (login_user)
+    sql +=
+        " UNION ALL SELECT 'session_authorization', "
+        "pg_catalog.current_setting('session_authorization') "
+        "WHERE pg_catalog.current_setting('session_authorization') <> " +
+        literal(*login_user);
+  std::set<std::string> custom = custom_settings_;
+  for (const auto& [name, entry] : server_->params.entries())
+    if (entry.tracked && name.find('.') != std::string::npos) custom.insert(name);
+  std::string names;
+  for (const auto& name : custom) {
+    // Only plain names: anything else PostgreSQL would not have taken as a setting.
+    if (!std::all_of(name.begin(), name.end(), [](char c) {
+          return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.';
+        }))
+      continue;
+    names += names.empty() ? "" : ", ";
+    names += literal(name);
+  }
+  if (!names.empty())
+    sql +=
+        " UNION ALL SELECT n, pg_catalog.current_setting(n, true) FROM pg_catalog.unnest("
+        "ARRAY[" +
+        names + "]::text[]) AS n WHERE pg_catalog.current_setting(n, true) <> ''";
+  return sql;
+}
+
+awaitable<bool> client_session::audit_settings() {
+  const auto sql = settings_audit_sql();
+  auto read = co_await query_internal(*server_, sql, internal_query_timeout,
+                                      context_.settings.max_message_size);
+  if (!read || server_->tx_status != 'I') {
+    context_.log->warn("reading back session settings failed pool={} pid={}: {}", pool_->name(),
+                       server_->backend_pid,
+                       read.failed ? read.failed->message : read.error.message());
+    co_return false;
+  }
+  std::vector<std::pair<std::string, std::string>> session_level;
+  for (auto& row : read.rows)
+    if (row.size() == 2 && row[0] && row[1]) session_level.emplace_back(*row[0], *row[1]);
+  pool::apply_settings_audit(session_level, server_->params_at_login, baseline_.get(),
+                             params_.edit(), server_->params);
+  if (context_.log->should_log(spdlog::level::debug)) {
+    std::string seen;
+    for (const auto& [name, value] : session_level) seen += name + "=" + value + " ";
+    context_.log->debug("session settings read back pool={} pid={}: {}", pool_->name(),
+                        server_->backend_pid, seen);
+  }
+  settings_unknown_ = false;
+  co_return true;
+}
+
 awaitable<void> client_session::wait_for_cancels() {
   // Rare: only right after this client's query was cancelled. Polled, briefly and bounded.
   asio::steady_timer pause(socket_.get_executor());
@@ -550,6 +704,15 @@ awaitable<void> client_session::wait_for_cancels() {
     pause.expires_after(std::chrono::milliseconds(1));
     co_await pause.async_wait(use_nothrow);
   }
+}
+
+awaitable<client_session::idle_read> client_session::read_idle_client() {
+  auto space = in_.prepare(idle_read_size);
+  auto [ec, n] =
+      co_await socket_.async_read_some(asio::buffer(space.data(), space.size()), use_nothrow);
+  if (ec) co_return idle_read::closed;
+  in_.commit(n);
+  co_return idle_read::data;
 }
 
 // Waits for more bytes from a client that holds no server, up to client_idle_timeout.
@@ -614,6 +777,10 @@ awaitable<void> client_session::leave_server_clean() {
       give_back_server(false, "rollback after client exit failed");
       co_return;
     }
+  }
+  if (settings_unknown_ && !exit_plan_.discard && !co_await audit_settings()) {
+    give_back_server(false, "reading back session settings failed");
+    co_return;
   }
   if (exit_plan_.discard) {
     auto reset =

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <set>
 #include <string>
 
 #include <spdlog/logger.h>
@@ -19,6 +20,7 @@
 #include "pool/cancel_registry.hpp"
 #include "pool/lease_fsm.hpp"
 #include "pool/release_policy.hpp"
+#include "pool/server_bound_state.hpp"
 #include "pool/session_params.hpp"
 #include "pool/shared_session_params.hpp"
 #include "pool/statement_relay_fsm.hpp"
@@ -71,6 +73,16 @@ class client_session : public std::enable_shared_from_this<client_session> {
   static constexpr std::size_t idle_read_size = 512;
   // Waits for more bytes from a client that holds no server, up to client_idle_timeout.
   awaitable<idle_read> read_idle_client_until(std::chrono::milliseconds limit);
+  awaitable<idle_read> read_idle_client();
+  // A transaction ended at a release point: audit settings if need be, then keep the server
+  // (something of the client's lives there) or give it back. False ends the session.
+  awaitable<bool> finish_transaction(bool sequence_step);
+  // Transaction mode, holding a server between transactions: waits for the next request, or
+  // gives the server back when the lastval window ends. False ends the session.
+  awaitable<bool> wait_holding_server();
+  // Reads the server's session-level settings back (see pool::apply_settings_audit).
+  awaitable<bool> audit_settings();
+  std::string settings_audit_sql() const;
   // Holds the server while a cancel for this client is still being delivered.
   awaitable<void> wait_for_cancels();
   awaitable<bool> lease_server();
@@ -78,6 +90,8 @@ class client_session : public std::enable_shared_from_this<client_session> {
   // Transaction mode with a statement cache: named prepared statements are renamed per server.
   bool statements_enabled() const;
   pool::intern_function intern_function() const;
+  // What a statement's identity includes besides its text (see statement_registry).
+  std::string statement_context() const;
   awaitable<void> leave_server_clean();
   awaitable<void> forward_cancel(const pool::backend_key& key);
   awaitable<void> fail(std::string_view sqlstate, std::string_view message,
@@ -96,8 +110,14 @@ class client_session : public std::enable_shared_from_this<client_session> {
   const config::database_settings* database_settings_ = nullptr;
   std::unique_ptr<server_connection> server_;
   std::optional<pool::backend_key> cancel_key_;
-  pool::exit_plan exit_plan_;              // what the held server needs if the client leaves
-  pool::client_statement_map statements_;  // this client's prepared statement names
+  pool::exit_plan exit_plan_;             // what the held server needs if the client leaves
+  pool::shared_session_params baseline_;  // the session right after login: what RESET restores
+  pool::server_bound_state bound_;        // what of the client's lives on the held server
+  // The held server's settings may differ from both records (see audit_settings).
+  bool settings_unknown_ = false;
+  std::set<std::string> custom_settings_;       // custom settings ("app.x") the client has named
+  std::optional<pool::time_point> keep_until_;  // holding the server for a lastval() until then
+  pool::client_statement_map statements_;       // this client's prepared statement names
   pool::statement_counters statement_counters_;
   bool logged_in_ = false;
   bool admin_ = false;  // logged in to the admin console

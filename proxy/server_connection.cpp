@@ -188,11 +188,11 @@ awaitable<open_outcome> open_server(server_connection& server,
   co_return out;
 }
 
-awaitable<exec_outcome> execute_internal(server_connection& server, std::string_view sql,
-                                         std::chrono::milliseconds timeout,
-                                         std::uint32_t max_message_size) {
-  auto run = [&]() -> awaitable<exec_outcome> {
-    exec_outcome out;
+awaitable<rows_outcome> query_internal(server_connection& server, std::string_view sql,
+                                       std::chrono::milliseconds timeout,
+                                       std::uint32_t max_message_size) {
+  auto run = [&]() -> awaitable<rows_outcome> {
+    rows_outcome out;
     std::string request;
     protocol::append_query(request, sql);
     if ((out.error = co_await write_all(server.socket, request))) co_return out;
@@ -207,6 +207,12 @@ awaitable<exec_outcome> execute_internal(server_connection& server, std::string_
       if (message.type == 'S') {
         if (auto status = protocol::decode_parameter_status(message.body))
           server.params.set(status->name, status->value);
+      } else if (message.type == 'D') {
+        if (auto row = protocol::decode_data_row(message.body)) {
+          auto& kept = out.rows.emplace_back();
+          for (const auto& value : row->values)
+            kept.push_back(value ? std::optional<std::string>(*value) : std::nullopt);
+        }
       } else if (message.type == 'E' && !out.failed) {
         out.failed = copy_error(message.body);
       } else if (message.type == 'Z') {
@@ -218,7 +224,19 @@ awaitable<exec_outcome> execute_internal(server_connection& server, std::string_
       server.buffer.consume(message.wire.size());
     }
   };
-  co_return co_await with_deadline(server.socket, timeout, run());
+  // A local, not a temporary in the co_return: see open_server about GCC 12.
+  auto out = co_await with_deadline(server.socket, timeout, run());
+  co_return out;
+}
+
+awaitable<exec_outcome> execute_internal(server_connection& server, std::string_view sql,
+                                         std::chrono::milliseconds timeout,
+                                         std::uint32_t max_message_size) {
+  auto result = co_await query_internal(server, sql, timeout, max_message_size);
+  exec_outcome out;
+  out.error = result.error;
+  out.failed = std::move(result.failed);
+  co_return out;
 }
 
 awaitable<void> cancel_and_wait(tcp::endpoint server, std::int32_t process_id,

@@ -81,6 +81,18 @@ awaitable<exec_outcome> execute_internal(server_connection& server, std::string_
                                          std::chrono::milliseconds timeout,
                                          std::uint32_t max_message_size);
 
+// The same, keeping the rows (text format) the query returns: for the few reads sluice makes of
+// a server's state itself.
+struct rows_outcome {
+  error_code error;
+  std::optional<server_error> failed;
+  std::vector<std::vector<std::optional<std::string>>> rows;
+  explicit operator bool() const { return !error && !failed; }
+};
+awaitable<rows_outcome> query_internal(server_connection& server, std::string_view sql,
+                                       std::chrono::milliseconds timeout,
+                                       std::uint32_t max_message_size);
+
 server_error copy_error(std::span<const char> error_body);
 
 // Asks PostgreSQL to cancel what `server` is running, on a connection of its own, and does not

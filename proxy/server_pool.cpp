@@ -89,6 +89,11 @@ pool::server_pool_fsm::stats server_pool::snapshot() const {
   return fsm_.snapshot();
 }
 
+bool server_pool::has_waiters() const {
+  std::lock_guard lock(mutex_);
+  return fsm_.snapshot().waiting > 0;
+}
+
 void server_pool::apply_locked(const pool::server_pool_fsm::decisions& decided, effects& fx) {
   for (const auto& grant : decided.grants) {
     auto server = idle_.extract(grant.server);

@@ -58,6 +58,8 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
   void release(std::unique_ptr<server_connection> server, bool reusable);
 
   pool::server_pool_fsm::stats snapshot() const;
+  // Whether any client waits for a server now.
+  bool has_waiters() const;
 
   // What a login with these exact startup settings resolved to last time, so the next one
   // needs no server: the ParameterStatus list a fresh server reports, and the client's session

@@ -9,13 +9,15 @@ namespace sluice::proxy {
 
 class shared_statement_registry {
  public:
-  pool::statement_ptr intern(std::string_view query, std::span<const std::uint32_t> types) {
+  // `context`: see statement_registry.
+  pool::statement_ptr intern(std::string_view query, std::span<const std::uint32_t> types,
+                             std::string_view context) {
     std::lock_guard lock(mutex_);
-    return registry_.intern(query, types);
+    return registry_.intern(query, types, context);
   }
-  pool::statement_ptr intern_sql(std::string_view definition) {
+  pool::statement_ptr intern_sql(std::string_view definition, std::string_view context) {
     std::lock_guard lock(mutex_);
-    return registry_.intern_sql(definition);
+    return registry_.intern_sql(definition, context);
   }
   std::size_t size() const {
     std::lock_guard lock(mutex_);

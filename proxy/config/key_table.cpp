@@ -189,6 +189,14 @@ constexpr std::array keys{
            .default_value = "off", .reloadable = true,
            .doc = "Cancel a query running longer than this; off or 0 = never.",
            .zero = zero_rule::off, .store = &put<&pool_settings::query_timeout>},
+  key_spec{.path = "pool.lastval_window", .type = value_type::optional_duration,
+           .default_value = "100ms", .reloadable = true,
+           .doc = "Transaction mode: after an autocommit statement that may advance a sequence "
+                  "(INSERT without RETURNING, nextval()), the client keeps its server this long "
+                  "for a lastval() or currval() that follows, unless clients are waiting for a "
+                  "server; elsewhere those get 55000, never another client's value. off or 0 = "
+                  "never keep it.",
+           .zero = zero_rule::off, .store = &put<&pool_settings::lastval_window>},
   key_spec{.path = "pool.connect_timeout", .type = value_type::duration, .default_value = "5s",
            .reloadable = true, .doc = "Time allowed to connect to a server.",
            .zero = zero_rule::invalid, .store = &put<&pool_settings::connect_timeout>},

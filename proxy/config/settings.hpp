@@ -42,6 +42,9 @@ struct pool_settings {
   std::optional<duration> client_idle_timeout;         // idle outside a transaction
   std::optional<duration> idle_transaction_timeout;    // idle inside a transaction
   std::optional<duration> query_timeout;               // one query running (then cancelled)
+  // Transaction mode: how long a client keeps its server for a lastval() after an autocommit
+  // statement that may have advanced a sequence; nullopt = never.
+  std::optional<duration> lastval_window = std::chrono::milliseconds{100};
   duration connect_timeout = std::chrono::seconds{5};  // TCP/unix connect to a server
   duration login_timeout = std::chrono::seconds{10};   // server startup and authentication
 

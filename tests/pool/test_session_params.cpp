@@ -242,3 +242,63 @@ TEST_CASE("shared_session_params copies on the first change only",
   auto& own = second.edit();  // sole owner now: no further copy
   CHECK(&own == &second.get());
 }
+
+TEST_CASE("a settings audit makes both records say what the server has",
+          "[pool][session_params][audit]") {
+  session_params reported;  // what the server reports by ParameterStatus
+  reported.set("TimeZone", "UTC");
+  reported.set("application_name", "");
+  session_params baseline;  // the client right after login: its startup work_mem
+  baseline.set("TimeZone", "UTC");
+  baseline.set_tracked("work_mem", "12MB");
+
+  session_params client = baseline;
+  client.set_tracked("search_path", "tenant_a");
+  client.set_tracked("app.tenant", "a");
+  session_params server = client;
+
+  SECTION("new session-level settings join both records") {
+    sluice::pool::apply_settings_audit({{"work_mem", "12MB"},
+                                        {"search_path", "tenant_a"},
+                                        {"app.tenant", "a"},
+                                        {"statement_timeout", "2s"}},
+                                       reported, baseline, client, server);
+    CHECK(client.get("statement_timeout") == "2s");
+    CHECK(client.is_tracked("statement_timeout"));
+    CHECK(server.get("statement_timeout") == "2s");
+    CHECK(sync_sql(client, server).empty());
+  }
+  SECTION("a setting the server no longer overrides leaves both") {
+    sluice::pool::apply_settings_audit({{"work_mem", "12MB"}}, reported, baseline, client, server);
+    CHECK_FALSE(client.get("search_path"));
+    CHECK_FALSE(server.get("search_path"));
+    CHECK_FALSE(client.get("app.tenant"));
+    // Another client on this server gets only the work_mem the server still has reset.
+    session_params other;
+    other.set("TimeZone", "UTC");
+    CHECK(sync_sql(other, server) == "RESET \"work_mem\"");
+  }
+  SECTION("a reset startup setting returns to its startup value for the client") {
+    sluice::pool::apply_settings_audit({}, reported, baseline, client, server);
+    CHECK(client.get("work_mem") == "12MB");  // RESET returns there, as on PostgreSQL
+    CHECK_FALSE(server.get("work_mem"));      // the server is at its default now
+    CHECK(sync_sql(client, server) == "SET \"work_mem\" TO '12MB'");
+  }
+  SECTION("reported settings are left to ParameterStatus") {
+    client.set("TimeZone", "Asia/Tokyo");
+    server.set("TimeZone", "Asia/Tokyo");
+    sluice::pool::apply_settings_audit({}, reported, baseline, client, server);
+    CHECK(client.get("TimeZone") == "Asia/Tokyo");
+    CHECK(server.get("TimeZone") == "Asia/Tokyo");
+  }
+}
+
+TEST_CASE("sync_sql sets the session authorization before the role",
+          "[pool][session_params][sync_sql]") {
+  session_params client, server;
+  client.set_tracked("role", "reader");
+  client.set_tracked("session_authorization", "other");
+  // SET SESSION AUTHORIZATION resets the role, so it must come first.
+  CHECK(sync_sql(client, server) ==
+        "SET \"session_authorization\" TO 'other'; SET \"role\" TO 'reader'");
+}
