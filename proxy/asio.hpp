@@ -3,13 +3,40 @@
 #include <boost/asio.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 
+#include <cstring>
+#include <string>
+
 namespace sluice::proxy {
 
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
+// Client and server connections alike: TCP, or a Unix-domain socket (a server on the same host,
+// as libpq reaches it with host=/directory). The address family is a run-time property.
+using stream_socket = asio::generic::stream_protocol::socket;
+using stream_endpoint = asio::generic::stream_protocol::endpoint;
 using error_code = boost::system::error_code;
 template <class T = void>
 using awaitable = asio::awaitable<T>;
+
+// "address:port" for TCP, "unix:<path>" for a Unix-domain socket: for logs.
+inline std::string to_text(const asio::generic::stream_protocol::endpoint& endpoint) {
+  const auto family = endpoint.protocol().family();
+  if (family == AF_INET || family == AF_INET6) {
+    asio::ip::tcp::endpoint ip;
+    if (endpoint.size() > ip.capacity()) return "unknown";
+    std::memcpy(ip.data(), endpoint.data(), endpoint.size());
+    ip.resize(endpoint.size());
+    const auto address = ip.address().to_string();
+    return (family == AF_INET6 ? "[" + address + "]" : address) + ":" + std::to_string(ip.port());
+  }
+  if (family == AF_UNIX) {
+    const auto* path = reinterpret_cast<const char*>(endpoint.data()) + sizeof(sa_family_t);
+    const auto length =
+        endpoint.size() > sizeof(sa_family_t) ? endpoint.size() - sizeof(sa_family_t) : 0;
+    return "unix:" + std::string(path, strnlen(path, length));
+  }
+  return "unknown";
+}
 
 // Completion token that returns (error_code, results...) instead of throwing: a closed
 // socket or an expired deadline is an ordinary outcome here, not an exception.

@@ -19,7 +19,7 @@
 namespace sluice::proxy {
 
 struct cancel_target {
-  tcp::endpoint server;
+  stream_endpoint server;
   std::int32_t process_id = 0;
   std::int32_t secret_key = 0;
 };

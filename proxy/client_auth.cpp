@@ -24,7 +24,7 @@ struct password_read {
   std::string body;
 };
 
-awaitable<password_read> read_password_message(tcp::socket& socket, byte_buffer& buffer) {
+awaitable<password_read> read_password_message(stream_socket& socket, byte_buffer& buffer) {
   password_read out;
   auto read = co_await read_message(socket, buffer, read_kind::typed, max_auth_message);
   if (read.error) {
@@ -40,7 +40,7 @@ awaitable<password_read> read_password_message(tcp::socket& socket, byte_buffer&
   co_return out;
 }
 
-awaitable<auth_outcome> scram_exchange(tcp::socket& socket, byte_buffer& buffer,
+awaitable<auth_outcome> scram_exchange(stream_socket& socket, byte_buffer& buffer,
                                        const protocol::scram_verifier& verifier, bool known_user) {
   std::string out;
   const std::array<std::string_view, 1> mechanisms{"SCRAM-SHA-256"};
@@ -71,7 +71,7 @@ awaitable<auth_outcome> scram_exchange(tcp::socket& socket, byte_buffer& buffer,
   co_return auth_outcome::accepted;
 }
 
-awaitable<auth_outcome> md5_exchange(tcp::socket& socket, byte_buffer& buffer,
+awaitable<auth_outcome> md5_exchange(stream_socket& socket, byte_buffer& buffer,
                                      const user_credentials& user, bool known_user) {
   std::array<char, 4> salt;
   protocol::random_bytes(salt);
@@ -101,7 +101,7 @@ bool cleartext_matches(const user_credentials& user, std::string_view password) 
   return false;
 }
 
-awaitable<auth_outcome> cleartext_exchange(tcp::socket& socket, byte_buffer& buffer,
+awaitable<auth_outcome> cleartext_exchange(stream_socket& socket, byte_buffer& buffer,
                                            const user_credentials& user, bool known_user) {
   std::string out;
   protocol::append_authentication_cleartext(out);
@@ -116,7 +116,7 @@ awaitable<auth_outcome> cleartext_exchange(tcp::socket& socket, byte_buffer& buf
 
 }  // namespace
 
-awaitable<auth_outcome> authenticate_client(tcp::socket& socket, byte_buffer& buffer,
+awaitable<auth_outcome> authenticate_client(stream_socket& socket, byte_buffer& buffer,
                                             config::auth_method method, std::string_view user_name,
                                             const credential_store& store) {
   const user_credentials* known = store.find(user_name);

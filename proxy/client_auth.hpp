@@ -22,7 +22,7 @@ enum class auth_outcome {
   disconnected,    // the socket failed or closed mid-exchange
 };
 
-awaitable<auth_outcome> authenticate_client(tcp::socket& socket, byte_buffer& buffer,
+awaitable<auth_outcome> authenticate_client(stream_socket& socket, byte_buffer& buffer,
                                             config::auth_method method, std::string_view user_name,
                                             const credential_store& store);
 

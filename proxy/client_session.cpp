@@ -27,11 +27,11 @@ pool::pool_mode mode_of(const config::pool_settings& settings) {
                                                      : pool::pool_mode::transaction;
 }
 
-std::string describe_endpoint(const tcp::socket& socket) {
+std::string describe_endpoint(const stream_socket& socket) {
   error_code ec;
   const auto endpoint = socket.remote_endpoint(ec);
   if (ec) return "unknown";
-  return fmt::format("{}:{}", endpoint.address().to_string(), endpoint.port());
+  return to_text(endpoint);
 }
 
 std::string format_duration(std::chrono::milliseconds d) {
@@ -41,7 +41,7 @@ std::string format_duration(std::chrono::milliseconds d) {
 
 }  // namespace
 
-client_session::client_session(daemon_context& context, tcp::socket socket)
+client_session::client_session(daemon_context& context, stream_socket socket)
     : context_(context), socket_(std::move(socket)), in_(idle_read_size) {
   peer_ = describe_endpoint(socket_);
   ++context_.clients;
@@ -81,7 +81,7 @@ awaitable<void> client_session::run() {
 
   if (server_) co_await leave_server_clean();
   if (cancel_key_) context_.cancels.leave(*cancel_key_);
-  socket_.shutdown(tcp::socket::shutdown_both, ignored);
+  socket_.shutdown(stream_socket::shutdown_both, ignored);
   socket_.close(ignored);
   if (!database_.empty() || logged_in_) {
     log.info("client gone addr={} db={} user={} reason=\"{}\"", peer_, database_, user_,

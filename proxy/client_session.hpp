@@ -47,7 +47,7 @@ struct daemon_context {
 
 class client_session : public std::enable_shared_from_this<client_session> {
  public:
-  client_session(daemon_context& context, tcp::socket socket);
+  client_session(daemon_context& context, stream_socket socket);
   ~client_session();
 
   awaitable<void> run();
@@ -98,7 +98,7 @@ class client_session : public std::enable_shared_from_this<client_session> {
                        std::string_view severity = "FATAL");
 
   daemon_context& context_;
-  tcp::socket socket_;
+  stream_socket socket_;
   byte_buffer in_;
   std::string peer_;
 

@@ -19,7 +19,8 @@ awaitable<void> accept_loop(tcp::acceptor& acceptor, daemon_context& context, wo
   for (;;) {
     // Each session lives on one worker's context, spread round robin; nothing else runs its
     // handlers, so it needs no strand.
-    auto [ec, socket] = co_await acceptor.async_accept(workers.next(), use_nothrow);
+    stream_socket socket(workers.next());
+    auto [ec] = co_await acceptor.async_accept(socket, use_nothrow);
     if (ec == asio::error::operation_aborted) co_return;
     if (ec) {
       // EMFILE and friends: log, back off briefly, keep serving the clients we have.

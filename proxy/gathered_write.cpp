@@ -10,7 +10,7 @@
 
 namespace sluice::proxy {
 
-write_attempt write_now(tcp::socket& socket, const gather_list& buffers) {
+write_attempt write_now(stream_socket& socket, const gather_list& buffers) {
   write_attempt attempt;
   std::size_t total = 0;
   // Gather lists are short (a relay batch is a handful of segments); a longer one just
@@ -39,7 +39,7 @@ write_attempt write_now(tcp::socket& socket, const gather_list& buffers) {
   return attempt;
 }
 
-awaitable<error_code> write_rest(tcp::socket& socket, const gather_list& buffers,
+awaitable<error_code> write_rest(stream_socket& socket, const gather_list& buffers,
                                  std::size_t skip) {
   gather_list rest;
   for (const auto& buffer : buffers) {

@@ -24,9 +24,10 @@ struct write_attempt {
 };
 
 // One sendmsg with MSG_DONTWAIT | MSG_NOSIGNAL; retried only when interrupted by a signal.
-write_attempt write_now(tcp::socket& socket, const gather_list& buffers);
+write_attempt write_now(stream_socket& socket, const gather_list& buffers);
 
 // The bytes of `buffers` after the first `skip`, written asynchronously.
-awaitable<error_code> write_rest(tcp::socket& socket, const gather_list& buffers, std::size_t skip);
+awaitable<error_code> write_rest(stream_socket& socket, const gather_list& buffers,
+                                 std::size_t skip);
 
 }  // namespace sluice::proxy

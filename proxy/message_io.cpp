@@ -2,7 +2,7 @@
 
 namespace sluice::proxy {
 
-awaitable<read_outcome> read_message(tcp::socket& socket, byte_buffer& buffer, read_kind kind,
+awaitable<read_outcome> read_message(stream_socket& socket, byte_buffer& buffer, read_kind kind,
                                      std::uint32_t max_length) {
   read_outcome out;
   for (;;) {
@@ -28,7 +28,7 @@ awaitable<read_outcome> read_message(tcp::socket& socket, byte_buffer& buffer, r
   }
 }
 
-awaitable<error_code> write_all(tcp::socket& socket, std::string_view bytes) {
+awaitable<error_code> write_all(stream_socket& socket, std::string_view bytes) {
   auto [ec, n] =
       co_await asio::async_write(socket, asio::buffer(bytes.data(), bytes.size()), use_nothrow);
   co_return ec;

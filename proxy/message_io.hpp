@@ -24,15 +24,15 @@ struct read_outcome {
 
 // Reads until `buffer` holds one complete message. The length is checked against
 // `max_length` from the header alone, before anything of the body is buffered.
-awaitable<read_outcome> read_message(tcp::socket& socket, byte_buffer& buffer, read_kind kind,
+awaitable<read_outcome> read_message(stream_socket& socket, byte_buffer& buffer, read_kind kind,
                                      std::uint32_t max_length);
 
-awaitable<error_code> write_all(tcp::socket& socket, std::string_view bytes);
+awaitable<error_code> write_all(stream_socket& socket, std::string_view bytes);
 
 // Runs `op` but gives up after `timeout`, cancelling the socket's operations.
 // Returns the op's result, or operation_aborted/timed_out when the deadline wins.
 template <class T>
-awaitable<T> with_deadline(tcp::socket& socket, std::chrono::milliseconds timeout,
+awaitable<T> with_deadline(stream_socket& socket, std::chrono::milliseconds timeout,
                            awaitable<T> op) {
   using namespace asio::experimental::awaitable_operators;
   asio::steady_timer timer(socket.get_executor(), timeout);

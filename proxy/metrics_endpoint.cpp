@@ -26,7 +26,7 @@ struct http_result {
   std::string request;
 };
 
-awaitable<http_result> read_request(tcp::socket& socket) {
+awaitable<http_result> read_request(stream_socket& socket) {
   constexpr std::size_t max_request = 8192;
   http_result out;
   char chunk[1024];
@@ -45,7 +45,7 @@ awaitable<http_result> read_request(tcp::socket& socket) {
   co_return out;
 }
 
-awaitable<void> answer(tcp::socket socket, std::function<admin_snapshot()> snapshot) {
+awaitable<void> answer(stream_socket socket, std::function<admin_snapshot()> snapshot) {
   auto request = co_await with_deadline(socket, std::chrono::seconds(5), read_request(socket));
   if (request.error) co_return;
   std::string body, status = "200 OK";
@@ -62,7 +62,7 @@ awaitable<void> answer(tcp::socket socket, std::function<admin_snapshot()> snaps
       status, body.size(), body);
   co_await write_all(socket, response);
   error_code ignored;
-  socket.shutdown(tcp::socket::shutdown_both, ignored);
+  socket.shutdown(stream_socket::shutdown_both, ignored);
 }
 
 }  // namespace
@@ -103,7 +103,8 @@ std::string render_metrics(const admin_snapshot& snapshot) {
 awaitable<void> serve_metrics(tcp::acceptor& acceptor, std::function<admin_snapshot()> snapshot,
                               std::shared_ptr<spdlog::logger> log) {
   for (;;) {
-    auto [ec, socket] = co_await acceptor.async_accept(use_nothrow);
+    stream_socket socket(acceptor.get_executor());
+    auto [ec] = co_await acceptor.async_accept(socket, use_nothrow);
     if (ec == asio::error::operation_aborted) co_return;
     if (ec) {
       log->warn("metrics accept failed: {}", ec.message());

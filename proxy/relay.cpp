@@ -6,7 +6,7 @@
 
 namespace sluice::proxy {
 
-relay::relay(tcp::socket& client, byte_buffer& client_in, server_connection& server,
+relay::relay(stream_socket& client, byte_buffer& client_in, server_connection& server,
              pool::lease_fsm& fsm)
     : client_(client),
       client_in_(client_in),
@@ -26,7 +26,7 @@ pool::time_point relay::now() const {
   return fsm_.has_limits() ? pool::clock::now() : pool::time_point{};
 }
 
-void relay::finish(relay_end why, tcp::socket& wake) {
+void relay::finish(relay_end why, stream_socket& wake) {
   fsm_.end_with(why);
   // Bytes that already arrived stay buffered; a write in progress is not touched.
   error_code ignored;
@@ -80,7 +80,7 @@ awaitable<relay_end> relay::run() {
   co_return fsm_.end();
 }
 
-write_attempt relay::write_segments_now(tcp::socket& socket, const protocol::output_segments& out,
+write_attempt relay::write_segments_now(stream_socket& socket, const protocol::output_segments& out,
                                         gather_list& buffers) {
   buffers.clear();
   out.for_each([&](const char* data, std::size_t size) { buffers.emplace_back(data, size); });

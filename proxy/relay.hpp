@@ -25,7 +25,7 @@ using relay_end = pool::lease_end;
 
 class relay {
  public:
-  relay(tcp::socket& client, byte_buffer& client_in, server_connection& server,
+  relay(stream_socket& client, byte_buffer& client_in, server_connection& server,
         pool::lease_fsm& fsm);
   ~relay();
   relay(const relay&) = delete;
@@ -48,16 +48,17 @@ class relay {
   // Sleeps between the fsm's limit checks; a violated limit ends the lease.
   awaitable<void> watchdog();
   // Ends the lease (the first reason sticks) and wakes a loop parked in a read on `wake`.
-  void finish(relay_end why, tcp::socket& wake);
+  void finish(relay_end why, stream_socket& wake);
   // Starts a client loop when the replies just relayed leave the server waiting for the client.
   void resume_client_if_needed();
   void spawn(awaitable<void> loop);
   pool::time_point now() const;
   // Lays out `out` as `buffers` and writes what the socket takes at once (see gathered_write).
-  static write_attempt write_segments_now(tcp::socket& socket, const protocol::output_segments& out,
+  static write_attempt write_segments_now(stream_socket& socket,
+                                          const protocol::output_segments& out,
                                           gather_list& buffers);
 
-  tcp::socket& client_;
+  stream_socket& client_;
   byte_buffer& client_in_;
   server_connection& server_;
   pool::lease_fsm& fsm_;

@@ -2,6 +2,7 @@
 
 #include <sys/socket.h>
 
+#include "pool/idle_server_messages.hpp"
 #include "protocol/backend_messages.hpp"
 #include "protocol/frontend_messages.hpp"
 #include "protocol/md5_auth.hpp"
@@ -11,6 +12,15 @@
 
 namespace sluice::proxy {
 namespace {
+
+bool is_socket_directory(const std::string& host) {
+  return !host.empty() && host.front() == '/';
+}
+
+// libpq's name for a server's socket in `directory`.
+stream_endpoint unix_socket_endpoint(const std::string& directory, std::uint16_t port) {
+  return asio::local::stream_protocol::endpoint(directory + "/.s.PGSQL." + std::to_string(port));
+}
 
 struct login_steps {
   server_connection& server;
@@ -150,36 +160,53 @@ awaitable<open_outcome> open_server(server_connection& server,
                                     std::chrono::milliseconds login_timeout,
                                     std::uint32_t max_message_size) {
   open_outcome out;
-  if (!upstream.host.empty() && upstream.host.front() == '/') {
-    out.problem = "unix-socket upstreams are not supported; use a TCP host";
-    co_return out;
-  }
-  tcp::resolver resolver(server.socket.get_executor());
-  // Locals, not temporaries inside the co_await: GCC 12 mishandles the lifetime of
-  // temporaries in co_await expressions (it freed one twice here).
-  const std::string host = upstream.host.empty() ? "127.0.0.1" : upstream.host;
-  const std::string port = std::to_string(upstream.port);
-  auto [resolve_error, endpoints] = co_await resolver.async_resolve(host, port, use_nothrow);
-  if (resolve_error) {
-    out.error = resolve_error;
-    co_return out;
+  // Every address the host has, tried in turn as libpq does: a Unix-domain socket in a
+  // directory (host=/var/run/postgresql: its .s.PGSQL.<port>), or the host's TCP addresses.
+  std::vector<stream_endpoint> candidates;
+  if (is_socket_directory(upstream.host)) {
+    candidates.emplace_back(unix_socket_endpoint(upstream.host, upstream.port));
+  } else {
+    tcp::resolver resolver(server.socket.get_executor());
+    // Locals, not temporaries inside the co_await: GCC 12 mishandles the lifetime of
+    // temporaries in co_await expressions (it freed one twice here).
+    const std::string host = upstream.host;
+    const std::string port = std::to_string(upstream.port);
+    auto [resolve_error, endpoints] = co_await resolver.async_resolve(host, port, use_nothrow);
+    if (resolve_error) {
+      out.error = resolve_error;
+      co_return out;
+    }
+    for (const auto& entry : endpoints) candidates.emplace_back(entry.endpoint());
   }
 
   struct connect_result {
     error_code error;
   };
   auto connect = [&]() -> awaitable<connect_result> {
-    auto [ec, endpoint] = co_await asio::async_connect(server.socket, endpoints, use_nothrow);
-    if (!ec) server.endpoint = endpoint;
-    co_return connect_result{ec};
+    error_code last = asio::error::host_not_found;
+    for (const auto& candidate : candidates) {
+      error_code ignored;
+      server.socket.close(ignored);
+      server.socket.open(candidate.protocol(), last);
+      if (last) continue;
+      auto [ec] = co_await server.socket.async_connect(candidate, use_nothrow);
+      if (!ec) {
+        server.endpoint = candidate;
+        co_return connect_result{};
+      }
+      last = ec;
+    }
+    co_return connect_result{last};
   };
   auto connected = co_await with_deadline(server.socket, connect_timeout, connect());
   if (connected.error) {
     out.error = connected.error;
     co_return out;
   }
-  server.socket.set_option(tcp::no_delay(true));
-  server.socket.set_option(asio::socket_base::keep_alive(true));
+  // TCP only; a Unix-domain socket refuses these, which is fine.
+  error_code not_tcp;
+  server.socket.set_option(tcp::no_delay(true), not_tcp);
+  server.socket.set_option(asio::socket_base::keep_alive(true), not_tcp);
 
   out = co_await with_deadline(server.socket, login_timeout,
                                login(server, login_as, max_message_size));
@@ -239,11 +266,13 @@ awaitable<exec_outcome> execute_internal(server_connection& server, std::string_
   co_return out;
 }
 
-awaitable<void> cancel_and_wait(tcp::endpoint server, std::int32_t process_id,
+awaitable<void> cancel_and_wait(stream_endpoint server, std::int32_t process_id,
                                 std::int32_t secret_key) {
-  tcp::socket upstream(co_await asio::this_coro::executor);
+  stream_socket upstream(co_await asio::this_coro::executor);
   auto exchange = [&]() -> awaitable<open_outcome> {
     open_outcome out;
+    upstream.open(server.protocol(), out.error);
+    if (out.error) co_return out;
     auto [ec] = co_await upstream.async_connect(server, use_nothrow);
     if ((out.error = ec)) co_return out;
     std::string request;
@@ -258,19 +287,31 @@ awaitable<void> cancel_and_wait(tcp::endpoint server, std::int32_t process_id,
   co_await with_deadline(upstream, std::chrono::seconds(5), exchange());
 }
 
-void send_cancel_request(asio::any_io_executor executor, tcp::endpoint server,
+void send_cancel_request(asio::any_io_executor executor, stream_endpoint server,
                          std::int32_t process_id, std::int32_t secret_key) {
   asio::co_spawn(executor, cancel_and_wait(server, process_id, secret_key), asio::detached);
 }
 
-bool server_looks_dead(server_connection& server) {
-  if (!server.socket.is_open()) return true;
-  if (!server.buffer.empty()) return true;  // unsolicited bytes: a FATAL or a notice
-  char probe;
-  const auto n = ::recv(server.socket.native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
-  if (n == 0) return true;                            // orderly shutdown by the server
-  if (n > 0) return true;                             // it said something while idle
-  return !(errno == EAGAIN || errno == EWOULDBLOCK);  // any other error: dead
+bool idle_server_fit(server_connection& server, std::uint32_t max_message_size) {
+  if (!server.socket.is_open()) return false;
+  for (;;) {
+    auto space = server.buffer.prepare(4096);
+    const auto n = ::recv(server.socket.native_handle(), space.data(), space.size(), MSG_DONTWAIT);
+    if (n == 0) return false;  // orderly shutdown by the server
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      return false;  // any other error: dead
+    }
+    server.buffer.commit(static_cast<std::size_t>(n));
+    if (server.buffer.size() > max_message_size) return false;  // no idle server says that much
+  }
+  if (server.buffer.empty()) return true;
+  const auto scan = pool::scan_idle_server_bytes(server.buffer.readable(), max_message_size);
+  for (const auto& [name, value] : scan.parameter_status) server.params.set(name, value);
+  server.buffer.consume(scan.consumed);
+  // A message still arriving in part is left for whoever reads the server next.
+  return scan.fit;
 }
 
 }  // namespace sluice::proxy

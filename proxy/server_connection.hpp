@@ -33,12 +33,12 @@ struct server_connection {
   server_connection(asio::any_io_executor executor, std::size_t statement_capacity)
       : socket(std::move(executor)), statements(statement_capacity) {}
 
-  tcp::socket socket;
+  stream_socket socket;
   byte_buffer buffer{16384};
   pool::server_id id = 0;
   std::int32_t backend_pid = 0;             // for CancelRequest and logs
   std::int32_t backend_secret = 0;          // never logged
-  tcp::endpoint endpoint;                   // where CancelRequests for this server go
+  stream_endpoint endpoint;                 // where CancelRequests for this server go
   pool::session_params params;              // the server's session now: reports + our syncs
   pool::session_params params_at_login;     // what it reported at login: a fresh session
   char tx_status = 'I';                     // from the last ReadyForQuery
@@ -98,15 +98,17 @@ server_error copy_error(std::span<const char> error_body);
 // Asks PostgreSQL to cancel what `server` is running, on a connection of its own, and does not
 // wait for it: used before dropping a server that is still busy, so the work stops now rather
 // than when the backend next notices its socket is gone.
-void send_cancel_request(asio::any_io_executor executor, tcp::endpoint server,
+void send_cancel_request(asio::any_io_executor executor, stream_endpoint server,
                          std::int32_t process_id, std::int32_t secret_key);
 // The same, waiting until the postmaster has closed the cancel connection: by then it has
 // signalled the backend, so the server can safely serve someone else (bounded by 5 s).
-awaitable<void> cancel_and_wait(tcp::endpoint server, std::int32_t process_id,
+awaitable<void> cancel_and_wait(stream_endpoint server, std::int32_t process_id,
                                 std::int32_t secret_key);
 
-// True when the idle server has already said something (typically a FATAL before it
-// closed) or hung up: it must not be handed to a client. Costs one non-blocking peek.
-bool server_looks_dead(server_connection& server);
+// Whether an idle server can be handed to a client: it has not hung up or sent a FATAL. What
+// it said on its own meanwhile (notices, notifications, ParameterStatus after a reload) is
+// read now and dealt with (see pool/idle_server_messages), not taken for a sign of death.
+// Costs one non-blocking read when nothing arrived.
+bool idle_server_fit(server_connection& server, std::uint32_t max_message_size);
 
 }  // namespace sluice::proxy

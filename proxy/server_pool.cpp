@@ -250,7 +250,7 @@ void server_pool::adopt(server_connection& server, const asio::any_io_executor& 
   error_code ec;
   const auto fd = server.socket.release(ec);
   if (ec) return;  // a broken socket: verify() finds it dead
-  tcp::socket moved(executor);
+  stream_socket moved(executor);
   moved.assign(server.endpoint.protocol(), fd, ec);
   if (ec) {
     ::close(fd);
@@ -260,7 +260,7 @@ void server_pool::adopt(server_connection& server, const asio::any_io_executor& 
 }
 
 awaitable<bool> server_pool::verify(server_connection& server, bool needs_ping) {
-  if (server_looks_dead(server)) {
+  if (!idle_server_fit(server, max_message_size_)) {
     log_->debug("server looks dead pool={} pid={} buffered={}", name_, server.backend_pid,
                 server.buffer.size());
     co_return false;

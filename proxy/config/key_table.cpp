@@ -215,7 +215,9 @@ constexpr std::array keys{
            .doc = "Server to connect to: a libpq URI (postgresql://user:password@host:port/dbname"
                   "?application_name=...) or keyword/value string, with host, port, dbname, "
                   "user, password, options and application_name. dbname defaults to <name>; "
-                  "without a user, sluice logs in as the client's user. Plain text only for "
+                  "without a user, sluice logs in as the client's user; without a host, it uses "
+                  "the Unix-domain socket in /var/run/postgresql, as Debian's libpq does (a host "
+                  "starting with / is such a directory). Plain text only for "
                   "now: sslmode may be disable, allow or prefer (which fall back to plain text "
                   "as libpq does without TLS); a setting that asks for TLS, or any other libpq "
                   "setting, is an error.",

@@ -55,7 +55,8 @@ struct pool_settings {
 // be a unix socket directory (it starts with '/'). Empty strings mean "not given": an empty
 // `user` means the daemon logs in as the client's user name.
 struct upstream_settings {
-  std::string host = "127.0.0.1";
+  // libpq's default without a host: the Unix-domain socket directory Debian's libpq uses.
+  std::string host = "/var/run/postgresql";
   std::uint16_t port = 5432;
   std::string dbname;  // defaults to the database's name in the config
   std::string user;

@@ -14,10 +14,10 @@ namespace {
 
 struct socket_pair {
   asio::io_context io;
-  tcp::socket writer{io}, reader{io};
+  stream_socket writer{io}, reader{io};
   socket_pair() {
     tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
-    writer.connect(acceptor.local_endpoint());
+    writer.connect(stream_endpoint(acceptor.local_endpoint()));
     acceptor.accept(reader);
   }
 };

@@ -20,7 +20,7 @@ TEST_CASE("url: libpq URIs and keyword/value strings", "[config][url]") {
       {"postgresql://h", upstream("h", 5432, "mydb")},
       {"postgresql://h:6000", upstream("h", 6000, "mydb")},
       // no host at all keeps the default
-      {"postgresql:///other", upstream("127.0.0.1", 5432, "other")},
+      {"postgresql:///other", upstream("/var/run/postgresql", 5432, "other")},
       // a unix socket directory, in both spellings
       {"postgresql:///d?host=/var/run/postgresql", upstream("/var/run/postgresql", 5432, "d")},
       {"postgresql://%2Ftmp%2Fpg/d", upstream("/tmp/pg", 5432, "d")},
@@ -33,7 +33,7 @@ TEST_CASE("url: libpq URIs and keyword/value strings", "[config][url]") {
       {"postgresql://h/d?sslmode=allow", upstream("h", 5432, "d", {}, {}, "allow")},
       {"host=/run/pg", upstream("/run/pg", 5432, "mydb")},
       {"dbname=x options='-c statement_timeout=5s'",
-       upstream("127.0.0.1", 5432, "x", {}, {}, {}, "-c statement_timeout=5s")},
+       upstream("/var/run/postgresql", 5432, "x", {}, {}, {}, "-c statement_timeout=5s")},
   }));
   CAPTURE(url);
   const auto parsed = parse_upstream_url(url, "mydb");
