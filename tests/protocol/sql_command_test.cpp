@@ -179,5 +179,25 @@ TEST_CASE("sql_command: a leading comment does not hide the command", "[protocol
   check_row(r);
 }
 
+// PostgreSQL's block comments nest: "/* a /* b */" is still open, and "/* a /* b */ c */" is one
+// comment. Found by fuzzing (tests/fuzz/regressions/sql_command): the first "*/" was taken as
+// the end, so an open comment hid nothing and "/* /* */ PREPARE p AS ..." was prepared by sluice
+// where PostgreSQL answers 42601 (unterminated /* comment); a closed nested one was read as SQL.
+TEST_CASE("sql_command: nested block comments are one comment, as in PostgreSQL",
+          "[protocol][sql_command]") {
+  const auto r = GENERATE(values<row>({
+      {"/* a /* b */ DEALLOCATE x", kind::other, ""},
+      {"/* /* */ PREPARE p AS SELECT 1", kind::other, ""},
+      {"/* /* */ EXECUTE p", kind::other, ""},
+      {"/* a /* b */ DISCARD ALL", kind::other, ""},
+      {"/* a /* b */ c */ DEALLOCATE x", kind::deallocate, "x"},
+      {"/* a /* b */ c */ DISCARD ALL", kind::discard_all, ""},
+      {"DEALLOCATE /* a /* b */ c */ x", kind::deallocate, "x"},
+      {"DEALLOCATE x /* a /* b */", kind::other, ""},
+      {"/* a /* b */ c */ EXECUTE p", kind::execute, "p", ""},
+  }));
+  check_row(r);
+}
+
 }  // namespace
 }  // namespace sluice::protocol
