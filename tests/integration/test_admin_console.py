@@ -1,11 +1,11 @@
 """The admin console: database "sluice" answers SHOW commands for an authenticated user,
 with pool counts that follow what the pool does, and refuses what it does not know."""
 
-import unittest
 import urllib.error
 import urllib.request
 
 import pgwire
+import harness
 from harness import ProxyTestCase, free_port
 
 
@@ -81,4 +81,4 @@ class MetricsTest(ProxyTestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    harness.main()
