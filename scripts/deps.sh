@@ -8,8 +8,8 @@
 set -euo pipefail
 
 PACKAGES=(
-  # toolchain
-  build-essential cmake ninja-build pkg-config
+  # toolchain; clang and its libFuzzer runtime build the fuzz targets (tests/fuzz)
+  build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
   # libraries
   libboost1.81-dev libssl-dev libpq-dev libyaml-cpp-dev libfmt-dev libspdlog-dev catch2
   # PostgreSQL server, client tools (psql, pgbench) and the reference pooler
