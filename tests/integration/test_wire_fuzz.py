@@ -12,7 +12,8 @@ clients), and the connection is reused; otherwise it is dropped.
 After each batch a well-behaved client must still get correct results (simple
 query, extended protocol with parameters, COPY in), PostgreSQL must see no more
 backends than the pool size, and the daemon must be alive with no sanitizer
-report in its log (harness.main() also fails on one found at exit).
+report in its log (harness.main() also fails on one found at exit). sluice runs
+two worker threads, so the TSan build runs this too (ctest -L multi_worker).
 
 The cases are reproducible: SLUICE_WIRE_FUZZ_SEED picks them (default 13),
 SLUICE_WIRE_FUZZ_CASES how many (default 3000)."""
@@ -179,7 +180,7 @@ class WireFuzzTest(harness.ProxyTestCase):
         verifier = pgwire.scram_verifier(cls.client_password, iterations=16)
         cls.sluice = cls.launch_sluice(
             users=[{"name": cls.client_user, "password": verifier}], pool_mode="transaction",
-            pool_size=POOL_SIZE, log_level="info", client_login_timeout="2s",
+            pool_size=POOL_SIZE, workers=2, log_level="info", client_login_timeout="2s",
             pool={"timeout": "20s"})
 
     @classmethod
