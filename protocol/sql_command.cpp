@@ -98,17 +98,21 @@ bool is_identifier_char(char c) {
 
 // Splits `sql` at the ';' that end statements, skipping those inside literals, quoted
 // identifiers, dollar quotes and comments. False when a literal or comment is unterminated.
+// A statement of nothing but comments is blank, as it is to PostgreSQL: "PREPARE p AS SELECT 1;
+// -- done" is one statement.
 bool split_statements(std::string_view sql, std::vector<std::string_view>& statements) {
   std::size_t i = 0;
   std::size_t start = 0;
-  bool blank = true;  // the current statement has only blanks so far
+  bool blank = true;  // the current statement has only blanks and comments so far
   while (i < sql.size()) {
     const char c = sql[i];
     if (std::isspace(static_cast<unsigned char>(c))) {
       ++i;
       continue;
     }
-    if (c != ';') blank = false;
+    const bool comment =
+        i + 1 < sql.size() && ((c == '-' && sql[i + 1] == '-') || (c == '/' && sql[i + 1] == '*'));
+    if (c != ';' && !comment) blank = false;
     if (c == ';') {
       if (!blank) statements.push_back(sql.substr(start, i - start));
       blank = true;
