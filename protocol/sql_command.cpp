@@ -14,6 +14,27 @@ struct word {
   bool quoted = false;
 };
 
+// The end (one past the "*/") of the block comment that starts at `start` ("/*"), or npos when
+// it is unterminated. PostgreSQL's comments nest ("/* a /* b */ c */" is one comment), so the
+// first "*/" does not always end it: stopping there would read the inside of a comment as SQL.
+std::size_t block_comment_end(std::string_view sql, std::size_t start) {
+  int depth = 1;
+  std::size_t i = start + 2;
+  while (depth > 0) {
+    if (i + 1 >= sql.size()) return std::string_view::npos;
+    if (sql[i] == '/' && sql[i + 1] == '*') {
+      ++depth;
+      i += 2;
+    } else if (sql[i] == '*' && sql[i + 1] == '/') {
+      --depth;
+      i += 2;
+    } else {
+      ++i;
+    }
+  }
+  return i;
+}
+
 bool split_words(std::string_view sql, std::vector<word>& out) {
   std::size_t i = 0;
   bool ended = false;  // a ';' was seen: only blanks, comments and more ';' may follow
@@ -24,9 +45,8 @@ bool split_words(std::string_view sql, std::vector<word>& out) {
     } else if (c == '-' && i + 1 < sql.size() && sql[i + 1] == '-') {
       while (i < sql.size() && sql[i] != '\n') ++i;
     } else if (c == '/' && i + 1 < sql.size() && sql[i + 1] == '*') {
-      const auto end = sql.find("*/", i + 2);
-      if (end == std::string_view::npos) return false;
-      i = end + 2;
+      i = block_comment_end(sql, i);
+      if (i == std::string_view::npos) return false;
     } else if (c == ';') {
       ended = true;
       ++i;
@@ -78,17 +98,21 @@ bool is_identifier_char(char c) {
 
 // Splits `sql` at the ';' that end statements, skipping those inside literals, quoted
 // identifiers, dollar quotes and comments. False when a literal or comment is unterminated.
+// A statement of nothing but comments is blank, as it is to PostgreSQL: "PREPARE p AS SELECT 1;
+// -- done" is one statement.
 bool split_statements(std::string_view sql, std::vector<std::string_view>& statements) {
   std::size_t i = 0;
   std::size_t start = 0;
-  bool blank = true;  // the current statement has only blanks so far
+  bool blank = true;  // the current statement has only blanks and comments so far
   while (i < sql.size()) {
     const char c = sql[i];
     if (std::isspace(static_cast<unsigned char>(c))) {
       ++i;
       continue;
     }
-    if (c != ';') blank = false;
+    const bool comment =
+        i + 1 < sql.size() && ((c == '-' && sql[i + 1] == '-') || (c == '/' && sql[i + 1] == '*'));
+    if (c != ';' && !comment) blank = false;
     if (c == ';') {
       if (!blank) statements.push_back(sql.substr(start, i - start));
       blank = true;
@@ -96,20 +120,8 @@ bool split_statements(std::string_view sql, std::vector<std::string_view>& state
     } else if (c == '-' && i + 1 < sql.size() && sql[i + 1] == '-') {
       while (i < sql.size() && sql[i] != '\n') ++i;
     } else if (c == '/' && i + 1 < sql.size() && sql[i + 1] == '*') {
-      int depth = 1;
-      i += 2;
-      while (depth > 0) {
-        if (i + 1 >= sql.size()) return false;
-        if (sql[i] == '/' && sql[i + 1] == '*') {
-          ++depth;
-          i += 2;
-        } else if (sql[i] == '*' && sql[i + 1] == '/') {
-          --depth;
-          i += 2;
-        } else {
-          ++i;
-        }
-      }
+      i = block_comment_end(sql, i);
+      if (i == std::string_view::npos) return false;
     } else if (c == '\'' || c == '"') {
       const bool escapes = c == '\'' && i > 0 && (sql[i - 1] == 'e' || sql[i - 1] == 'E');
       ++i;
@@ -221,9 +233,8 @@ sql_command classify_sql_command(std::string_view sql) {
       if (end == std::string_view::npos) return out;
       start = end + 1;
     } else if (sql.substr(start, 2) == "/*") {
-      const auto end = sql.find("*/", start + 2);
-      if (end == std::string_view::npos) return out;
-      start = end + 2;
+      start = block_comment_end(sql, start);
+      if (start == std::string_view::npos) return out;
     } else {
       break;
     }

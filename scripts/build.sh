@@ -3,7 +3,8 @@
 #
 #   scripts/build.sh                 # configure if needed, then build everything
 #   JOBS=1 scripts/build.sh          # fewer parallel compile jobs (default 2)
-#   BUILD_DIR=build-asan CMAKE_ARGS="-DCMAKE_CXX_FLAGS=-fsanitize=address" scripts/build.sh
+#   BUILD_DIR=build-asan CMAKE_ARGS="-DSLUICE_SANITIZE=address,undefined" scripts/build.sh
+#   TARGETS=sluice scripts/build.sh  # only these targets (space-separated), not everything
 #
 # Does not install packages: run scripts/deps.sh first (run-local.sh and test.sh do).
 set -euo pipefail
@@ -33,7 +34,14 @@ if [[ ! -f "$cache" ]] ||
     "${extra_args[@]}"
 fi
 
-cmake --build "$build_dir" -j "$jobs"
+read -r -a targets <<<"${TARGETS:-}"
+cmake --build "$build_dir" -j "$jobs" ${targets[@]+--target "${targets[@]}"}
+
+# A libFuzzer build (tests/fuzz) has no daemon by design.
+if grep -qx 'SLUICE_FUZZ:BOOL=ON' "$cache"; then
+  echo "build.sh: built the fuzz targets in $build_dir/tests/fuzz" >&2
+  exit 0
+fi
 
 if [[ -x "$build_dir/sluice" ]]; then
   echo "build.sh: built $build_dir/sluice" >&2

@@ -8,14 +8,15 @@
 set -euo pipefail
 
 PACKAGES=(
-  # toolchain
-  build-essential cmake ninja-build pkg-config
+  # toolchain; clang and its libFuzzer runtime build the fuzz targets (tests/fuzz)
+  build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
   # libraries
   libboost1.81-dev libssl-dev libpq-dev libyaml-cpp-dev libfmt-dev libspdlog-dev catch2
   # PostgreSQL server, client tools (psql, pgbench) and the reference pooler
   postgresql-15 postgresql-client-15 pgbouncer
   # drivers used by the integration tests
-  python3-asyncpg python3-sqlalchemy python3-psycopg python3-psycopg2
+  python3-asyncpg python3-sqlalchemy python3-psycopg python3-psycopg2 python3-django
+  php-cli php-pgsql ruby ruby-pg ruby-activerecord
   libpostgresql-jdbc-java default-jdk-headless nodejs npm
   # benchmarking and process tools
   hyperfine procps

@@ -1,5 +1,6 @@
 #include "proxy/config/loader.hpp"
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -7,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <system_error>
 
@@ -365,28 +367,93 @@ class document_reader {
   source_map where_;
 };
 
+// The first node of each of the first few documents of a YAML stream, as YAML::Node::Mark()
+// gives it.
+//
+// Not YAML::LoadAll: in yaml-cpp 0.7 (Debian 12) it never returns on some malformed input
+// (",\n {"): the parser keeps reporting an empty document at the same place without consuming
+// anything, and LoadAll collects them until memory runs out (yaml-cpp PR #1319; found by
+// fuzz_config_loader). A config has one document, so this asks the parser for at most three:
+// two documents starting at the same place mean it is stuck there.
+class document_finder : public YAML::EventHandler {
+ public:
+  std::vector<YAML::Mark> find(const std::string& text) {
+    std::istringstream in(text);
+    YAML::Parser parser(in);
+    while (starts_.size() < 3 && parser.HandleNextDocument(*this)) {
+    }
+    return std::move(starts_);
+  }
+
+ private:
+  void OnDocumentStart(const YAML::Mark& mark) override { starts_.push_back(mark); }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t) override { node(mark); }
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { node(mark); }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                const std::string&) override {
+    node(mark);
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    node(mark);
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
+    node(mark);
+  }
+  void OnMapEnd() override {}
+
+  // A document's position is that of its first node (its start mark is that of the "---").
+  void node(const YAML::Mark& mark) {
+    if (positioned_ == starts_.size()) return;
+    starts_.back() = mark;
+    positioned_ = starts_.size();
+  }
+
+  std::vector<YAML::Mark> starts_;
+  std::size_t positioned_ = 0;  // documents whose first node has been seen
+};
+
+// The error for a stream of more than one document, or the one yaml-cpp gets stuck on.
+config_error extra_document_error(std::string_view file_name, const std::string& text,
+                                  const std::vector<YAML::Mark>& starts) {
+  for (std::size_t i = 1; i < starts.size(); ++i) {
+    if (starts[i].pos != starts[i - 1].pos) continue;
+    const auto at = position_of(starts[i]);
+    const auto pos = static_cast<std::size_t>(std::max(starts[i].pos, 0));
+    std::string problem = "not valid YAML here";
+    if (pos < text.size()) problem += fmt::format(" (unexpected \"{}\")", text[pos]);
+    return {std::string(file_name), at.line, at.column, "", problem};
+  }
+  const auto at = position_of(starts[1]);
+  return {std::string(file_name), at.line, at.column, "",
+          "only one YAML document is allowed (remove the second \"---\")"};
+}
+
 }  // namespace
 
 load_result load_config_text(std::string_view yaml_text, std::string_view file_name,
                              const env_lookup& env) {
   load_result result;
-  std::vector<YAML::Node> documents;
+  const std::string text(yaml_text);
+  YAML::Node document;
   try {
-    documents = YAML::LoadAll(std::string(yaml_text));
+    // Load reads the first document only; the finder then looks for a second one.
+    document = YAML::Load(text);
+    if (const auto starts = document_finder().find(text); starts.size() > 1) {
+      result.errors.push_back(extra_document_error(file_name, text, starts));
+      return result;
+    }
   } catch (const YAML::Exception& e) {
     const auto at = position_of(e.mark);
     result.errors.push_back({std::string(file_name), at.line, at.column, "", e.msg});
     return result;
   }
-  if (documents.size() > 1) {
-    const auto at = position_of(documents[1].Mark());
-    result.errors.push_back({std::string(file_name), at.line, at.column, "",
-                             "only one YAML document is allowed (remove the second \"---\")"});
-    return result;
-  }
 
   document_reader reader(file_name, env);
-  settings config = reader.read(documents.empty() ? YAML::Node{} : documents.front());
+  settings config = reader.read(document);
   result.errors = reader.take_errors();
   auto cross_key = validate_settings(config, reader.where(), file_name);
   result.errors.insert(result.errors.end(), std::make_move_iterator(cross_key.begin()),

@@ -720,6 +720,29 @@ class SluiceDied(Exception):
     pass
 
 
+# What the sanitizer runtimes print on the daemon's stderr (its log here) in the ASan+UBSan and
+# TSan builds (scripts/test.sh: build-asan, build-tsan). Any of them fails the test script
+# (main() below), wherever in the run it was printed: a sanitizer report is a bug even when
+# every assertion passed.
+SANITIZER_MARKERS = (
+    "ERROR: AddressSanitizer",
+    "ERROR: LeakSanitizer",
+    "WARNING: ThreadSanitizer",
+    "ThreadSanitizer: reported",
+    ": runtime error: ",  # UBSan
+    "SUMMARY: UndefinedBehaviorSanitizer",
+)
+
+
+def sanitizer_report(text: str) -> str | None:
+    """The log from the first sanitizer report on (at most 6000 characters), or None."""
+    starts = [i for i in (text.find(m) for m in SANITIZER_MARKERS) if i >= 0]
+    if not starts:
+        return None
+    start = text.rfind("\n", 0, min(starts)) + 1
+    return text[start:start + 6000]
+
+
 class Sluice:
     """The daemon under test, run in the foreground with its log (stdout and
     stderr) captured to a file.
@@ -827,6 +850,9 @@ class Sluice:
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log_text().splitlines()[-lines:])
 
+    def sanitizer_report(self) -> str | None:
+        return sanitizer_report(self.log_text())
+
     def url(self, user: str, password: str | None, database: str = "postgres") -> str:
         return pg_url(user, password, self.port, database)
 
@@ -925,11 +951,31 @@ def _dump_logs() -> None:
         print(f"\n===== last lines of {res!r} log =====\n{text}\n", file=sys.stderr)
 
 
+def _sanitizer_reports() -> list[str]:
+    """Stops every daemon still running (a leak report comes only at exit), then returns the
+    sanitizer reports in their logs."""
+    reports = []
+    for res in list(_resources):
+        if isinstance(res, Sluice):
+            res.stop()
+            report = res.sanitizer_report()
+            if report:
+                reports.append(f"===== sanitizer report in {res!r} log =====\n{report}")
+    return reports
+
+
 def main() -> None:
     """unittest.main() that prints the PostgreSQL and sluice logs when a test
-    failed (ctest --output-on-failure shows them), then cleans up."""
+    failed (ctest --output-on-failure shows them), fails on any sanitizer report
+    in a daemon's log, then cleans up."""
     program = unittest.main(exit=False, verbosity=2)
     ok = program.result.wasSuccessful()
+    reports = _sanitizer_reports()
+    for report in reports:
+        print(f"\n{report}\n", file=sys.stderr)
+    if reports:
+        print(f"FAILED: {len(reports)} sluice log(s) hold a sanitizer report", file=sys.stderr)
+    ok = ok and not reports
     if not ok:
         _dump_logs()
     _destroy_all()

@@ -2,12 +2,12 @@
 admin_users and stats_users (nobody else, after authenticating: 42501), with pool counts
 that follow what the pool does, and refuses what it does not know."""
 
-import unittest
 import urllib.error
 import urllib.request
 
 import harness
 import pgwire
+import harness
 from harness import ProxyTestCase, free_port
 from pgwire import AUTH_OK, AUTH_SASL, AUTH_SASL_CONTINUE, AUTH_SASL_FINAL
 
@@ -133,4 +133,4 @@ class MetricsTest(ProxyTestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    harness.main()

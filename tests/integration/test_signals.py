@@ -4,8 +4,8 @@ implemented, so it says so in the log), and SIGTERM stops it cleanly."""
 import os
 import signal
 import time
-import unittest
 
+import harness
 from harness import ProxyTestCase, wait_until
 
 
@@ -33,4 +33,4 @@ class SignalTest(ProxyTestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    harness.main()

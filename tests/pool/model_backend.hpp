@@ -2,8 +2,6 @@
 // A small model of PostgreSQL's extended-query protocol for pool tests: it keeps named
 // statements and portals, answers each message the way PostgreSQL does, and skips to Sync after
 // an error. Fed a client's own messages it stands for "a direct PostgreSQL".
-#include <catch2/catch.hpp>
-
 #include <algorithm>
 #include <cctype>
 #include <map>
@@ -99,7 +97,7 @@ class model_backend {
     switch (m.type) {
       case 'P': {
         const auto p = protocol::decode_parse(body);
-        REQUIRE(p);
+        model_require(bool(p), "p");
         const std::string name(p->name);
         const bool taken = !name.empty() && statements.contains(name);
         const auto duplicate = "prepared statement \"" + name + "\" already exists";
@@ -114,7 +112,7 @@ class model_backend {
       }
       case 'B': {
         const auto b = protocol::decode_bind(body);
-        REQUIRE(b);
+        model_require(bool(b), "b");
         const auto it = statements.find(std::string(b->statement));
         if (it == statements.end()) return fail(out, "26000", not_exist(b->statement), true);
         if (refused(it->second.sql, out, true)) return;
@@ -131,7 +129,7 @@ class model_backend {
       }
       case 'D': {
         const auto d = protocol::decode_describe(body);
-        REQUIRE(d);
+        model_require(bool(d), "d");
         if (d->kind == 'S') {
           const auto it = statements.find(std::string(d->name));
           if (it == statements.end()) return fail(out, "26000", not_exist(d->name), true);
@@ -145,7 +143,7 @@ class model_backend {
       }
       case 'E': {
         const auto e = protocol::decode_execute(body);
-        REQUIRE(e);
+        model_require(bool(e), "e");
         const auto it = portals.find(std::string(e->portal));
         if (it == portals.end())
           return fail(out, "34000", "portal \"" + std::string(e->portal) + "\" does not exist",
@@ -167,7 +165,7 @@ class model_backend {
       }
       case 'C': {
         const auto c = protocol::decode_close(body);
-        REQUIRE(c);
+        model_require(bool(c), "c");
         if (c->kind == 'S') {
           statements.erase(std::string(c->name));
           stale.erase(std::string(c->name));
@@ -186,7 +184,7 @@ class model_backend {
         return;
       case 'Q': {
         const auto q = protocol::decode_query(body);
-        REQUIRE(q);
+        model_require(bool(q), "q");
         statements.erase("");  // a simple Query drops the unnamed statement
         portals.clear();
         simple_query(std::string(q->sql), out);
@@ -194,7 +192,7 @@ class model_backend {
         return;
       }
       default:
-        FAIL("model_backend: unexpected message " << m.type);
+        model_fail(std::string("model_backend: unexpected message ") + m.type);
     }
   }
 

@@ -2,11 +2,10 @@
 // Wire fixtures for pool tests: frontend and backend message builders, splitting a byte string
 // into messages, and readable descriptions of request and reply streams (two streams with equal
 // descriptions are what a client cannot tell apart).
-#include <catch2/catch.hpp>
-
 #include <array>
 #include <optional>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -19,6 +18,18 @@
 namespace sluice::pool::testing {
 
 constexpr std::uint32_t max_message = 1 << 20;
+
+// A broken expectation of the fixtures or the model throws: a failed test under Catch2, a crash
+// under the fuzzer (tests/fuzz), so neither framework is needed here.
+struct model_error : std::logic_error {
+  using std::logic_error::logic_error;
+};
+[[noreturn]] inline void model_fail(const std::string& what) {
+  throw model_error(what);
+}
+inline void model_require(bool ok, const char* what) {
+  if (!ok) model_fail(std::string("model: expected ") + what);
+}
 
 // --- Messages -----------------------------------------------------------------------------------
 
@@ -33,7 +44,8 @@ inline std::vector<message> split(std::string_view bytes) {
   std::span<const char> rest(bytes.data(), bytes.size());
   while (!rest.empty()) {
     const auto framed = protocol::frame_message(rest, max_message);
-    REQUIRE(framed.status == protocol::frame_status::complete);
+    model_require(bool(framed.status == protocol::frame_status::complete),
+                  "framed.status == protocol::frame_status::complete");
     const auto& m = framed.message;
     out.push_back({m.type, std::string(m.body.data(), m.body.size()),
                    std::string(m.wire.data(), m.wire.size())});
@@ -62,11 +74,11 @@ inline std::string describe_replies(std::string_view bytes) {
     out.push_back(m.type);
     if (m.type == 'E' || m.type == 'N') {
       const auto error = protocol::decode_error_response(span_of(m.body));
-      REQUIRE(error);
+      model_require(bool(error), "error");
       out += "[" + std::string(error->sqlstate()) + " " + std::string(error->message()) + "]";
     } else if (m.type == 'C') {
       const auto tag = protocol::decode_command_complete(span_of(m.body));
-      REQUIRE(tag);
+      model_require(bool(tag), "tag");
       out += "[" + std::string(tag->tag) + "]";
     }
   }
@@ -83,7 +95,7 @@ inline std::string describe_requests(std::string_view bytes) {
     switch (m.type) {
       case 'P': {
         const auto p = protocol::decode_parse(body);
-        REQUIRE(p);
+        model_require(bool(p), "p");
         out += "(" + std::string(p->name) + "," + std::string(p->query);
         for (auto t : p->param_types) out += "," + std::to_string(t);
         out += ")";
@@ -91,20 +103,20 @@ inline std::string describe_requests(std::string_view bytes) {
       }
       case 'B': {
         const auto b = protocol::decode_bind(body);
-        REQUIRE(b);
+        model_require(bool(b), "b");
         out += "(" + std::string(b->portal) + "," + std::string(b->statement) + ")";
         break;
       }
       case 'D':
       case 'C': {
         const auto d = protocol::decode_describe(body);  // same layout as Close
-        REQUIRE(d);
+        model_require(bool(d), "d");
         out += "(" + std::string(1, d->kind) + "," + std::string(d->name) + ")";
         break;
       }
       case 'Q': {
         const auto q = protocol::decode_query(body);
-        REQUIRE(q);
+        model_require(bool(q), "q");
         out += "(" + std::string(q->sql) + ")";
         break;
       }

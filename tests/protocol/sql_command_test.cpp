@@ -179,5 +179,54 @@ TEST_CASE("sql_command: a leading comment does not hide the command", "[protocol
   check_row(r);
 }
 
+// PostgreSQL's block comments nest: "/* a /* b */" is still open, and "/* a /* b */ c */" is one
+// comment. Found by fuzzing (tests/fuzz/regressions/sql_command): the first "*/" was taken as
+// the end, so an open comment hid nothing and "/* /* */ PREPARE p AS ..." was prepared by sluice
+// where PostgreSQL answers 42601 (unterminated /* comment); a closed nested one was read as SQL.
+TEST_CASE("sql_command: nested block comments are one comment, as in PostgreSQL",
+          "[protocol][sql_command]") {
+  const auto r = GENERATE(values<row>({
+      {"/* a /* b */ DEALLOCATE x", kind::other, ""},
+      {"/* /* */ PREPARE p AS SELECT 1", kind::other, ""},
+      {"/* /* */ EXECUTE p", kind::other, ""},
+      {"/* a /* b */ DISCARD ALL", kind::other, ""},
+      {"/* a /* b */ c */ DEALLOCATE x", kind::deallocate, "x"},
+      {"/* a /* b */ c */ DISCARD ALL", kind::discard_all, ""},
+      {"DEALLOCATE /* a /* b */ c */ x", kind::deallocate, "x"},
+      {"DEALLOCATE x /* a /* b */", kind::other, ""},
+      {"/* a /* b */ c */ EXECUTE p", kind::execute, "p", ""},
+  }));
+  check_row(r);
+}
+
+// A piece of nothing but comments after a ';' is no statement to PostgreSQL (it answers the
+// query as if the piece were not there). Found by fuzzing (regressions/sql_command): it counted
+// as a second statement, so "PREPARE p AS SELECT 1; -- done" was not renamed and went to the
+// server under the client's own name.
+TEST_CASE("sql_command: a trailing comment is not a second statement", "[protocol][sql_command]") {
+  const auto r = GENERATE(values<row>({
+      {"PREPARE p AS SELECT 1; -- done", kind::prepare, "p", " AS SELECT 1; -- done"},
+      {"EXECUTE p; /* done */", kind::execute, "p", "; /* done */"},
+      {"/* a */ discard all; -- b\n-- c", kind::discard_all, ""},
+      {"DEALLOCATE x; -- y", kind::deallocate, "x"},
+      {"PREPARE p AS SELECT 1; -- done\nSELECT 2", kind::other, ""},
+  }));
+  check_row(r);
+}
+
+TEST_CASE("sql_command: split_statements drops comment-only pieces", "[protocol][sql_command]") {
+  using views = std::vector<std::string_view>;
+  const auto [sql, expected] = GENERATE(table<std::string_view, views>({
+      {"SELECT 1; -- c", views{"SELECT 1"}},
+      {"-- a\n; /* b */ ; SELECT 2", views{" SELECT 2"}},
+      {"/* only */", views{}},
+      {"SELECT 1 -- c\n; SELECT 2", views{"SELECT 1 -- c\n", " SELECT 2"}},
+  }));
+  CAPTURE(sql);
+  views got;
+  REQUIRE(split_statements(sql, got));
+  CHECK(got == expected);
+}
+
 }  // namespace
 }  // namespace sluice::protocol

@@ -560,6 +560,10 @@ TEST_CASE("loader: documents that are not a config", "[config][loader]") {
       {"listen: {port: ${PORT}}\n", {"test.yaml:1:17: end of map flow not found"}},
       {"a: 1\n---\nb: 2\n",
        {"test.yaml:3:1: only one YAML document is allowed (remove the second \"---\")"}},
+      // yaml-cpp 0.7's LoadAll never returns on these (found by fuzz_config_loader).
+      {",\n {", {"test.yaml:1:1: not valid YAML here (unexpected \",\")"}},
+      {",", {"test.yaml:1:1: not valid YAML here (unexpected \",\")"}},
+      {"- a\n,\n {", {"test.yaml:2:1: not valid YAML here (unexpected \",\")"}},
       {"? [a, b]\n: 1\n",
        {"test.yaml:1:1: databases: missing (this key is required)",
         "test.yaml:1:1: users: missing (this key is required)",
