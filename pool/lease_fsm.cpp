@@ -54,8 +54,10 @@ bool lease_fsm::client_must_be_read() const {
 
 void lease_fsm::note_client_message(char type, time_point now) {
   if (link_.outstanding_syncs == 0 &&
-      (type == fe::query || type == fe::function_call || type == fe::sync))
+      (type == fe::query || type == fe::function_call || type == fe::sync)) {
     busy_since_ = now;
+    cancel_sent_at_.reset();  // a new request: its own query_timeout
+  }
   switch (type) {
     case fe::query:
     case fe::function_call:
@@ -95,6 +97,13 @@ lease_fsm::scan_result lease_fsm::on_client_bytes(std::span<const char> bytes,
                                                   time_point now) {
   scan_result result;
   client_blocked_ = false;
+  if (cancel_in_flight_ && client_remaining_ == 0) {
+    // Nothing new reaches the server until the cancel has: it must not hit the next query.
+    client_blocked_ = true;
+    return result;
+  }
+  // What the statement fsm must send on its own goes first, ahead of anything newer.
+  if (statements_ && client_remaining_ == 0) statements_->take_server_output(to_server);
   std::size_t pos = 0;
   while (pos < bytes.size() && !ended_) {
     if (client_remaining_ > 0) {
@@ -199,7 +208,8 @@ lease_fsm::scan_result lease_fsm::on_server_bytes(std::span<const char> bytes,
     const auto said = statements_
                           ? statements_->on_server_message(type, whole.message.body, to_client)
                           : verdict::forward;
-    if (said == verdict::forward) to_client.add_view(whole.message.wire);
+    if (said == verdict::forward && !reword_timeout_cancel(type, whole.message.body, to_client))
+      to_client.add_view(whole.message.wire);
     if (type == be::ready_for_query && said == verdict::swallow) {
       // The answer to a Sync sluice sent on its own: the server's status, not the client's
       // count of owed replies.
@@ -219,6 +229,23 @@ lease_fsm::scan_result lease_fsm::on_server_bytes(std::span<const char> bytes,
   }
   result.consumed = pos;
   return result;
+}
+
+bool lease_fsm::reword_timeout_cancel(char type, std::span<const char> body,
+                                      protocol::output_segments& to_client) {
+  if (!cancelled_by_timeout_ || type != be::error_response) return false;
+  auto error = protocol::decode_error_response(body);
+  if (!error || error->sqlstate() != "57014") return false;
+  cancelled_by_timeout_ = false;
+  // PostgreSQL says "due to user request": the client asked for nothing; sluice's limit did.
+  const auto start = to_client.arena().size();
+  protocol::append_error_response(
+      to_client.arena(), {.severity = "ERROR",
+                          .sqlstate = "57014",
+                          .message = "canceling statement due to query_timeout",
+                          .hint = "sluice cancels queries running longer than pool.query_timeout"});
+  to_client.owned_from(start);
+  return true;
 }
 
 std::size_t lease_fsm::server_read_size(std::span<const char> buffered) const {
@@ -241,19 +268,36 @@ duration lease_fsm::limit_check_interval() const {
   return std::clamp(shortest / 4, duration(20), duration(1000));
 }
 
-std::optional<lease_end> lease_fsm::check_limits(time_point now) const {
-  if (ended_) return std::nullopt;
+lease_fsm::limit_check lease_fsm::check_limits(time_point now) const {
+  using action = limit_check::action;
+  if (ended_) return {};
   const auto& limits = settings_.limits;
   const bool busy = link_.outstanding_syncs > 0;
-  if (busy && limits.query_timeout && now - busy_since_ > *limits.query_timeout)
-    return lease_end::query_timeout;
+  if (busy && limits.query_timeout && now - busy_since_ > *limits.query_timeout) {
+    // Cancelled once; a query that ignores the cancel for another query_timeout costs its
+    // server.
+    if (!cancel_sent_at_) return {action::cancel_query};
+    if (now - *cancel_sent_at_ > std::max(*limits.query_timeout, duration(1000)))
+      return {action::end, lease_end::query_timeout};
+    return {};
+  }
   if (!busy && link_.tx_status != 'I' && limits.idle_transaction_timeout &&
       now - idle_since_ > *limits.idle_transaction_timeout)
-    return lease_end::idle_in_transaction_timeout;
+    return {action::end, lease_end::idle_in_transaction_timeout};
   if (!busy && link_.tx_status == 'I' && !link_.extended_batch_open && limits.client_idle_timeout &&
       now - idle_since_ > *limits.client_idle_timeout)
-    return lease_end::client_idle_timeout;
-  return std::nullopt;
+    return {action::end, lease_end::client_idle_timeout};
+  return {};
+}
+
+void lease_fsm::begin_query_cancel(time_point now) {
+  cancel_in_flight_ = true;
+  cancelled_by_timeout_ = true;
+  cancel_sent_at_ = now;
+}
+
+void lease_fsm::query_cancel_delivered() {
+  cancel_in_flight_ = false;
 }
 
 exit_plan lease_fsm::plan_exit() const {

@@ -103,6 +103,14 @@ class lease_fsm {
   // ReadyForQuery at which the lease ends (ended() is then true, with lease_end::released).
   scan_result on_server_bytes(std::span<const char> bytes, protocol::output_segments& to_client,
                               time_point now);
+  // Bytes the lease must send the server on its own (a batch run again after a refused plan):
+  // the next on_client_bytes hands them out first; a driver not reading the client calls
+  // take_server_output to send them at once.
+  bool has_server_output() const { return statements_ && statements_->has_server_output(); }
+  void take_server_output(protocol::output_segments& to_server) {
+    if (statements_) statements_->take_server_output(to_server);
+  }
+
   // How much to read from the server next: a chunk, or all that is missing of a message that
   // must be seen whole.
   std::size_t server_read_size(std::span<const char> buffered) const;
@@ -117,8 +125,21 @@ class lease_fsm {
   // How often check_limits should run: a quarter of the shortest limit, within [20 ms, 1 s], so
   // a limit fires at most 25% late.
   duration limit_check_interval() const;
-  // The limit violated at `now`, if any. The driver ends the lease with it.
-  std::optional<lease_end> check_limits(time_point now) const;
+  // What a limit asks of the driver at `now`:
+  //   cancel_query: query_timeout passed: send PostgreSQL a CancelRequest for this server and
+  //     call begin_query_cancel; the client gets 57014 as from statement_timeout, and its
+  //     session goes on (its next request waits until the cancel has been delivered, so the
+  //     cancel can only hit the query it was meant for);
+  //   end: end the lease with `end` (the other limits, or a query the cancel did not stop
+  //     within another query_timeout: the server is then dropped).
+  struct limit_check {
+    enum class action { none, cancel_query, end } what = action::none;
+    lease_end end = lease_end::query_timeout;
+  };
+  limit_check check_limits(time_point now) const;
+  void begin_query_cancel(time_point now);
+  void query_cancel_delivered();
+  bool query_cancel_in_flight() const { return cancel_in_flight_; }
 
   const link_state& link() const { return link_; }
   // The prepared-statement fsm, when the lease has one (for inspection).
@@ -133,6 +154,10 @@ class lease_fsm {
   static std::size_t pass_through(std::span<const char> bytes, std::size_t& remaining,
                                   bool forwarding, protocol::output_segments& out);
   bool only_the_server_can_move() const;
+  // The 57014 of query_timeout's cancel, with a message that says so. True when it replaced the
+  // server's ErrorResponse in `to_client`.
+  bool reword_timeout_cancel(char type, std::span<const char> body,
+                             protocol::output_segments& to_client);
 
   const settings settings_;
   server_session_view server_;
@@ -151,6 +176,11 @@ class lease_fsm {
   // When the link last became busy (a request sent with none outstanding) and idle (the last
   // ReadyForQuery arrived): what the limits are measured from.
   time_point busy_since_, idle_since_;
+  // query_timeout's cancel: sent for the request that began at busy_since_, not yet delivered
+  // (the client's next messages wait), and whether its 57014 is still to come.
+  bool cancel_in_flight_ = false;
+  bool cancelled_by_timeout_ = false;
+  std::optional<time_point> cancel_sent_at_;
 };
 
 }  // namespace sluice::pool

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "protocol/backend_messages.hpp"
+#include "protocol/framing.hpp"
 #include "protocol/frontend_messages.hpp"
 #include "protocol/sql_command.hpp"
 
@@ -125,7 +126,12 @@ statement_relay_fsm::statement_relay_fsm(statement_relay_fsm&& other) noexcept
       settings_named_(std::move(other.settings_named_)),
       autocommit_sequence_(other.autocommit_sequence_),
       declared_in_transaction_(std::move(other.declared_in_transaction_)),
-      rolled_back_(other.rolled_back_) {}
+      rolled_back_(other.rolled_back_),
+      heal_copy_(other.heal_copy_),
+      heal_bytes_(std::move(other.heal_bytes_)),
+      heal_describes_(other.heal_describes_),
+      healing_(other.healing_),
+      server_output_(std::move(other.server_output_)) {}
 
 bool statement_relay_fsm::wants_whole_request(char type) {
   return type == 'P' || type == 'B' || type == 'D' || type == 'C' || type == 'Q' || type == 'E';
@@ -247,6 +253,7 @@ bool statement_relay_fsm::on_client_message(char type, std::span<const char> bod
                                             std::span<const char> wire,
                                             protocol::output_segments& out) {
   if (dropping_until_sync_) return false;  // a Sync is never whole-buffered: on_client_streamed
+  capture_for_heal(type, wire);
   handle_client_message(type, body, wire, out);
   return true;
 }
@@ -398,7 +405,12 @@ void statement_relay_fsm::handle_client_message(char type, std::span<const char>
       protocol::append_bind_prefix(out.arena(), bind->portal, statement->server_name, rest.size());
       out.owned_from(start);
       out.add_view(rest);  // parameter values go through untouched
-      pending_.push_back({kind::plain, 'B', std::move(statement), {}, {}, {}, 0});
+      pending entry{kind::plain, 'B', std::move(statement), {}, {}, {}, 0};
+      // Nothing before it in an implicit transaction has run: it can be healed (see heal).
+      if (heal_copy_ == heal_copy::copying &&
+          heal_bytes_ == std::string_view(wire.data(), wire.size()))
+        entry.heals_plan = true;
+      pending_.push_back(std::move(entry));
       return;
     }
     case 'D': {
@@ -714,9 +726,82 @@ bool statement_relay_fsm::on_client_streamed(char type) {
     if (type != 'S') return false;
     dropping_until_sync_ = false;
   }
+  if (type == 'S' || type == 'H') {
+    std::string message;
+    type == 'S' ? protocol::append_sync(message) : protocol::append_flush(message);
+    capture_for_heal(type, {message.data(), message.size()});
+  } else {
+    capture_for_heal(type, {});
+  }
   if (type != 'H' && type != 'd' && type != 'c' && type != 'f')
     pending_.push_back({kind::plain, type, nullptr, {}, {}, {}, 0});
   return true;
+}
+
+void statement_relay_fsm::capture_for_heal(char type, std::span<const char> wire) {
+  switch (heal_copy_) {
+    case heal_copy::off: {
+      // A Bind of a renamed statement that opens a batch in an implicit transaction, with no
+      // earlier batch still to answer (so its status is known) and not already a second run.
+      const bool opens_batch =
+          std::none_of(pending_.begin(), pending_.end(), [](const pending& entry) {
+            return entry.request == 'E' || entry.request == 'B' || closes_batch(entry.request);
+          });
+      if (type == 'B' && renames_ && !healing_ && status_ == 'I' && opens_batch &&
+          wire.size() <= heal_limit) {
+        heal_bytes_.assign(wire.data(), wire.size());
+        heal_describes_ = false;
+        heal_copy_ = heal_copy::copying;
+      }
+      return;
+    }
+    case heal_copy::copying:
+      if (wire.empty() || heal_bytes_.size() + wire.size() > heal_limit) {
+        heal_copy_ = heal_copy::off;  // a message that cannot be copied: no second run
+        heal_bytes_.clear();
+        return;
+      }
+      heal_bytes_.append(wire.data(), wire.size());
+      if (type == 'D') heal_describes_ = true;
+      if (type == 'S') heal_copy_ = heal_copy::complete;
+      return;
+    case heal_copy::complete:
+      // Something behind the batch: a second run would overtake it.
+      heal_copy_ = heal_copy::off;
+      heal_bytes_.clear();
+      return;
+  }
+}
+
+void statement_relay_fsm::heal(protocol::output_segments& out) {
+  // The failed batch's ReadyForQuery is not the client's: the second run's is.
+  if (!pending_.empty() && pending_.front().request == 'S')
+    pending_.front().what = kind::injected_sync;
+  healing_ = true;
+  heal_copy_ = heal_copy::off;
+  const auto bytes = std::move(heal_bytes_);
+  heal_bytes_.clear();
+  protocol::output_segments again;
+  std::span<const char> rest(bytes.data(), bytes.size());
+  while (!rest.empty()) {
+    const auto framed = protocol::frame_message(rest, ~std::uint32_t{0});
+    if (framed.status != protocol::frame_status::complete) break;
+    const auto& message = framed.message;
+    if (wants_whole_request(message.type)) {
+      handle_client_message(message.type, message.body, message.wire, again);
+    } else if (on_client_streamed(message.type)) {
+      again.add_view(message.wire);
+    }
+    rest = rest.subspan(message.wire.size());
+  }
+  again.for_each([&](const char* data, std::size_t size) { server_output_.append(data, size); });
+  static_cast<void>(out);
+}
+
+void statement_relay_fsm::take_server_output(protocol::output_segments& out) {
+  if (server_output_.empty()) return;
+  append_owned(out, server_output_);
+  server_output_.clear();
 }
 
 void statement_relay_fsm::forget_missing_statement(std::span<const char> error_body) {
@@ -873,6 +958,9 @@ statement_relay_fsm::verdict statement_relay_fsm::on_server_message(
     char type, std::span<const char> body, protocol::output_segments& out) {
   if (type == 'Z') {
     if (auto ready = protocol::decode_ready_for_query(body)) status_ = ready->status;
+    // The second run's batch is answered (or the first run's is, and none was needed).
+    if (healing_ && !pending_.empty() && pending_.front().what != kind::injected_sync)
+      healing_ = false;
     // The transaction block ended: holdable cursors it declared survive a COMMIT only.
     if (status_ == 'I' && !declared_in_transaction_.empty()) {
       if (rolled_back_)
@@ -929,8 +1017,14 @@ statement_relay_fsm::verdict statement_relay_fsm::on_server_message(
   switch (entry.what) {
     case kind::plain:
       confirm_cursor(entry, type, body);
-      if (failed && entry.request == 'B' && entry.statement && is_plan_changed(body))
+      if (failed && entry.request == 'B' && entry.statement && is_plan_changed(body)) {
         server_.mark_stale(entry.statement->id);  // prepared afresh on next use
+        if (entry.heals_plan && heal_copy_ == heal_copy::complete && heal_describes_) {
+          ++counters_.plans_healed;
+          heal(out);
+          result = verdict::swallow;
+        }
+      }
       break;
     case kind::parse:
     case kind::injected_parse:

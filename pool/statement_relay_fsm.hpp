@@ -52,6 +52,7 @@ struct statement_counters {
   std::uint64_t client_parses = 0;  // named Parse messages from clients
   std::uint64_t server_parses = 0;  // Parse messages sent to servers (rewritten or injected)
   std::uint64_t parses_saved = 0;   // client Parses answered without preparing again
+  std::uint64_t plans_healed = 0;   // batches run again after a refused cached plan (0A000)
 };
 
 class statement_relay_fsm {
@@ -109,7 +110,12 @@ class statement_relay_fsm {
   bool must_wait_for_replies(char type, std::span<const char> body) const;
 
   // No reply is owed and no failed batch is being skipped: the server may be released.
-  bool idle() const { return pending_.empty() && !dropping_until_sync_; }
+  bool idle() const { return pending_.empty() && !dropping_until_sync_ && server_output_.empty(); }
+
+  // Bytes the fsm must send the server on its own, decided while handling a reply (a batch it
+  // runs again, see heal): the driver sends them before anything more of the client's.
+  bool has_server_output() const { return !server_output_.empty(); }
+  void take_server_output(protocol::output_segments& out);
 
  private:
   // What a message sent to the server means for its reply.
@@ -158,6 +164,9 @@ class statement_relay_fsm {
     // A cursor the statement opens WITH HOLD or closes: confirmed by its CommandComplete.
     enum class cursor_change : std::uint8_t { none, declare, close, close_all } cursor_op{};
     std::string cursor;
+    // A Bind that starts a batch run in an implicit transaction: if PostgreSQL refuses its
+    // cached plan (0A000 after DDL), the batch can be prepared afresh and run again unseen.
+    bool heals_plan = false;
   };
   // What the unnamed statement, and a portal bound from it, does for the client when executed:
   // an extended-protocol DEALLOCATE, answered by sluice.
@@ -208,6 +217,15 @@ class statement_relay_fsm {
   verdict on_query_reply(pending& head, char type, std::span<const char> body,
                          protocol::output_segments& out);
   void append_owned(protocol::output_segments& out, std::string_view bytes);
+  // The batch whose first Bind met "cached plan must not change result type": nothing of it
+  // ran, so its statements are prepared again and it is sent once more, and the client never
+  // sees the refusal. Only when that is safe: the result's shape changed, so the batch must
+  // describe the result again (a Describe after the Bind) or the client would read new rows
+  // with its old RowDescription; and nothing may be pipelined behind it. The copy is kept from
+  // that Bind to its Sync, at most heal_limit bytes.
+  void capture_for_heal(char type, std::span<const char> wire);
+  void heal(protocol::output_segments& out);
+  static constexpr std::size_t heal_limit = 64 * 1024;
   // The session checks on SQL about to run: true when the fsm refused it (an error stands in).
   bool refuse_session_sql(const protocol::sql_effects& effects, bool simple_query,
                           protocol::output_segments& out);
@@ -240,6 +258,12 @@ class statement_relay_fsm {
   // Holdable cursors declared inside the current transaction block: a ROLLBACK drops them.
   std::vector<std::string> declared_in_transaction_;
   bool rolled_back_ = false;  // the last CommandComplete was a ROLLBACK
+  // See heal: off, copying the batch, or complete (its Sync copied, nothing behind it yet).
+  enum class heal_copy : std::uint8_t { off, copying, complete } heal_copy_ = heal_copy::off;
+  std::string heal_bytes_;
+  bool heal_describes_ = false;  // the copied batch has a Describe after its Bind
+  bool healing_ = false;         // the batch runs again: no second try
+  std::string server_output_;    // see has_server_output
 };
 
 }  // namespace sluice::pool

@@ -562,8 +562,11 @@ awaitable<bool> client_session::relay_lease() {
       give_back_server(false, "client broke the protocol mid-request");
       co_return false;
     case relay_end::query_timeout:
-      co_await fail("57014", "canceling statement due to query_timeout");
-      co_return false;  // run() cancels the query and drops the server
+      // Cancelled at query_timeout, and still running another query_timeout later.
+      co_await fail("57014",
+                    "terminating connection: the query ran past query_timeout and did not stop "
+                    "when cancelled");
+      co_return false;  // run() cancels the query again and drops the server
     case relay_end::idle_in_transaction_timeout:
       co_await fail("25P03", "terminating connection due to idle-in-transaction timeout");
       co_return false;  // run() rolls the transaction back

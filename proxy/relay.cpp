@@ -103,20 +103,13 @@ awaitable<relay::client_pass> relay::forward_client() {
       finish(relay_end::client_violation, server_.socket);
       co_return client_pass::ended;
     }
-    if (scanned.consumed == 0) break;
-    if (!out.empty()) {
-      auto& buffers = scratch_->server_buffers;
-      const auto attempt = write_segments_now(server_.socket, out, buffers);
-      auto ec = attempt.error;
-      if (!ec && !attempt.complete)
-        ec = co_await write_rest(server_.socket, buffers, attempt.written);
-      if (ec) {
-        client_in_.consume(scanned.consumed);
-        finish(relay_end::server_gone, server_.socket);
-        co_return client_pass::ended;
-      }
+    if (!out.empty() && co_await write_to_server(out)) {
+      client_in_.consume(scanned.consumed);
+      finish(relay_end::server_gone, server_.socket);
+      co_return client_pass::ended;
     }
     client_in_.consume(scanned.consumed);
+    if (scanned.consumed == 0) break;
   }
   if (fsm_.ended()) {
     finish(fsm_.end(), server_.socket);  // a Terminate: wake the server loop
@@ -125,6 +118,18 @@ awaitable<relay::client_pass> relay::forward_client() {
   // Pipelined bytes beyond this point wait in the socket: once the server has answered, the
   // relay reads them, or, if the lease ends there, the session does.
   co_return fsm_.client_must_be_read() ? client_pass::must_read : client_pass::parked;
+}
+
+awaitable<error_code> relay::write_to_server(const protocol::output_segments& out) {
+  // One writer at a time: the client loop, or the server loop with what the fsm sends on its
+  // own. A write is never interleaved with another.
+  server_write_busy_ = true;
+  auto& buffers = scratch_->server_buffers;
+  const auto attempt = write_segments_now(server_.socket, out, buffers);
+  auto ec = attempt.error;
+  if (!ec && !attempt.complete) ec = co_await write_rest(server_.socket, buffers, attempt.written);
+  server_write_busy_ = false;
+  co_return ec;
 }
 
 awaitable<void> relay::client_loop() {
@@ -166,6 +171,17 @@ awaitable<void> relay::server_to_client() {
       }
     }
     in.consume(scanned.consumed);
+    // A batch the fsm runs again goes now, unless the client loop is writing: then it goes
+    // right after that write, ahead of anything newer.
+    if (fsm_.has_server_output() && !server_write_busy_) {
+      auto& own = scratch_->own_to_server;
+      own.clear();
+      fsm_.take_server_output(own);
+      if (co_await write_to_server(own)) {
+        finish(relay_end::server_gone, client_);
+        co_return;
+      }
+    }
     if (fsm_.ended()) {
       // A release point (a client loop, if one runs, stops reading), a server that broke
       // framing, or an end the client loop decided.
@@ -189,18 +205,32 @@ awaitable<void> relay::server_to_client() {
 }
 
 awaitable<void> relay::watchdog() {
+  using action = pool::lease_fsm::limit_check::action;
   const auto beat = fsm_.limit_check_interval();
   while (!fsm_.ended()) {
     watchdog_timer_->expires_after(beat);
     co_await watchdog_timer_->async_wait(use_nothrow);
     if (fsm_.ended()) co_return;
-    if (auto violated = fsm_.check_limits(pool::clock::now())) {
-      finish(*violated, client_);
+    const auto now = pool::clock::now();
+    const auto check = fsm_.check_limits(now);
+    if (check.what == action::cancel_query) {
+      fsm_.begin_query_cancel(now);
+      spawn(cancel_query());
+    } else if (check.what == action::end) {
+      finish(check.end, client_);
       error_code ignored;
       server_.socket.cancel(ignored);
       co_return;
     }
   }
+}
+
+awaitable<void> relay::cancel_query() {
+  // As PostgreSQL's own cancel does: a connection of its own to the server's postmaster, waited
+  // for until it has signalled the backend. Until then nothing more of the client's is sent.
+  co_await cancel_and_wait(server_.endpoint, server_.backend_pid, server_.backend_secret);
+  fsm_.query_cancel_delivered();
+  resume_client_if_needed();
 }
 
 }  // namespace sluice::proxy

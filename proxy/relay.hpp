@@ -42,11 +42,15 @@ class relay {
     ended,      // the lease ended (Terminate, violation, a write failed)
   };
   awaitable<client_pass> forward_client();
+  awaitable<error_code> write_to_server(const protocol::output_segments& out);
   // Spawned while the client must be read alongside the server; ends once parked again.
   awaitable<void> client_loop();
   awaitable<void> server_to_client();
-  // Sleeps between the fsm's limit checks; a violated limit ends the lease.
+  // Sleeps between the fsm's limit checks; a violated limit cancels the query or ends the
+  // lease.
   awaitable<void> watchdog();
+  // query_timeout: cancels what the server runs, then lets the client's next request go on.
+  awaitable<void> cancel_query();
   // Ends the lease (the first reason sticks) and wakes a loop parked in a read on `wake`.
   void finish(relay_end why, stream_socket& wake);
   // Starts a client loop when the replies just relayed leave the server waiting for the client.
@@ -67,6 +71,7 @@ class relay {
   std::optional<asio::steady_timer> watchdog_timer_;
   // A spawned client loop is running its body.
   bool client_loop_active_ = false;
+  bool server_write_busy_ = false;  // a write to the server is in progress
   // run() sleeps on this until the loops it spawned have ended; each one cancels it as it
   // ends. An exception from any loop is kept here and rethrown once all have ended.
   asio::steady_timer loops_done_;

@@ -17,6 +17,7 @@ namespace sluice::proxy {
 
 struct relay_scratch {
   protocol::output_segments to_server, to_client;
+  protocol::output_segments own_to_server;  // what the lease sends the server on its own
   gather_list server_buffers, client_buffers;
 };
 

@@ -53,7 +53,7 @@ class link {
     return sent;
   }
   // Client bytes waiting for replies.
-  bool blocked() const { return !held_.empty(); }
+  bool blocked() const { return !held_.empty() || lease_->has_server_output(); }
 
   // Server bytes (whole messages) → the bytes the client gets. What arrives after the
   // ReadyForQuery that ended a lease is the next lease's, on the same server.

@@ -301,6 +301,29 @@ TEST_CASE("lease_fsm: ParameterStatus updates both sessions; FATAL is noted", "[
 
 // --- Limits --------------------------------------------------------------------------------------
 
+// "none", "cancel", or "end:<reason>" for one limit check.
+std::string describe(const lease_fsm::limit_check& check) {
+  using action = lease_fsm::limit_check::action;
+  switch (check.what) {
+    case action::none:
+      return "none";
+    case action::cancel_query:
+      return "cancel";
+    case action::end:
+      switch (check.end) {
+        case lease_end::query_timeout:
+          return "end:query_timeout";
+        case lease_end::idle_in_transaction_timeout:
+          return "end:idle_in_transaction_timeout";
+        case lease_end::client_idle_timeout:
+          return "end:client_idle_timeout";
+        default:
+          return "end:other";
+      }
+  }
+  return "?";
+}
+
 TEST_CASE("lease_fsm: query_timeout counts from the request that made the link busy",
           "[pool][lease_fsm][limits]") {
   lease_harness h({.limits = {.query_timeout = std::chrono::milliseconds(100)}});
@@ -309,9 +332,54 @@ TEST_CASE("lease_fsm: query_timeout counts from the request that made the link b
   h.clock.advance(std::chrono::seconds(5));  // idle time does not count
   h.client(fe::query("SELECT pg_sleep(1)"));
   h.clock.advance(std::chrono::milliseconds(100));
-  CHECK_FALSE(h.fsm->check_limits(h.clock.now));
+  CHECK(describe(h.fsm->check_limits(h.clock.now)) == "none");
   h.clock.advance(std::chrono::milliseconds(1));
-  CHECK(h.fsm->check_limits(h.clock.now) == lease_end::query_timeout);
+  CHECK(describe(h.fsm->check_limits(h.clock.now)) == "cancel");
+}
+
+// query_timeout cancels the query, as statement_timeout would, and the session goes on: the
+// client gets 57014 saying why, and its next request reaches the server only once the cancel
+// has, so the cancel cannot hit it.
+TEST_CASE("lease_fsm: query_timeout cancels the query and the session goes on",
+          "[pool][lease_fsm][limits]") {
+  lease_harness h({.limits = {.query_timeout = std::chrono::milliseconds(100)}});
+  h.client(fe::query("SELECT pg_sleep(10)"));
+  h.clock.advance(std::chrono::milliseconds(150));
+  REQUIRE(describe(h.fsm->check_limits(h.clock.now)) == "cancel");
+  h.fsm->begin_query_cancel(h.clock.now);
+  CHECK(describe(h.fsm->check_limits(h.clock.now)) == "none");  // sent once
+  // Pipelined behind it, the next request waits for the cancel's delivery.
+  CHECK(h.client(fe::query("SELECT 2")).empty());
+  CHECK(h.fsm->client_blocked());
+  h.fsm->query_cancel_delivered();
+  const auto replies =
+      be::error("57014", "canceling statement due to user request") + be::ready('I');
+  const auto got = h.server(replies);
+  CHECK(describe_replies(got) == "E[57014 canceling statement due to query_timeout] Z");
+  CHECK(h.fsm->ended());  // released: the server is fine
+  CHECK(h.fsm->end() == lease_end::released);
+}
+
+TEST_CASE("lease_fsm: a query the cancel does not stop costs its server",
+          "[pool][lease_fsm][limits]") {
+  lease_harness h({.limits = {.query_timeout = std::chrono::milliseconds(2000)}});
+  h.client(fe::query("SELECT stuck()"));
+  h.clock.advance(std::chrono::milliseconds(2001));
+  REQUIRE(describe(h.fsm->check_limits(h.clock.now)) == "cancel");
+  h.fsm->begin_query_cancel(h.clock.now);
+  h.fsm->query_cancel_delivered();
+  h.clock.advance(std::chrono::milliseconds(2000));
+  CHECK(describe(h.fsm->check_limits(h.clock.now)) == "none");
+  h.clock.advance(std::chrono::milliseconds(1));
+  CHECK(describe(h.fsm->check_limits(h.clock.now)) == "end:query_timeout");
+}
+
+TEST_CASE("lease_fsm: only the cancelled query's 57014 is reworded", "[pool][lease_fsm][limits]") {
+  lease_harness h({.limits = {.query_timeout = std::chrono::seconds(60)}});
+  h.client(fe::query("SELECT 1"));
+  // A cancel the client sent itself keeps PostgreSQL's words.
+  const auto own = be::error("57014", "canceling statement due to user request") + be::ready();
+  CHECK(describe_replies(h.server(own)) == "E[57014 canceling statement due to user request] Z");
 }
 
 TEST_CASE("lease_fsm: idle_transaction_timeout counts from the last ReadyForQuery",
@@ -321,9 +389,9 @@ TEST_CASE("lease_fsm: idle_transaction_timeout counts from the last ReadyForQuer
   h.clock.advance(std::chrono::seconds(3));  // the server's own time does not count
   h.server(be::command_complete("BEGIN") + be::ready('T'));
   h.clock.advance(std::chrono::milliseconds(1000));
-  CHECK_FALSE(h.fsm->check_limits(h.clock.now));
+  CHECK(describe(h.fsm->check_limits(h.clock.now)) == "none");
   h.clock.advance(std::chrono::milliseconds(1));
-  CHECK(h.fsm->check_limits(h.clock.now) == lease_end::idle_in_transaction_timeout);
+  CHECK(describe(h.fsm->check_limits(h.clock.now)) == "end:idle_in_transaction_timeout");
 }
 
 TEST_CASE("lease_fsm: client_idle_timeout applies outside a transaction, in session mode",
@@ -335,9 +403,9 @@ TEST_CASE("lease_fsm: client_idle_timeout applies outside a transaction, in sess
   h.client(fe::query("SELECT 1"));
   h.server(simple_select_replies());
   h.clock.advance(std::chrono::seconds(2));
-  CHECK_FALSE(h.fsm->check_limits(h.clock.now));
+  CHECK(describe(h.fsm->check_limits(h.clock.now)) == "none");
   h.clock.advance(std::chrono::milliseconds(1));
-  CHECK(h.fsm->check_limits(h.clock.now) == lease_end::client_idle_timeout);
+  CHECK(describe(h.fsm->check_limits(h.clock.now)) == "end:client_idle_timeout");
 }
 
 TEST_CASE("lease_fsm: the limit check interval stays within bounds", "[pool][lease_fsm][limits]") {

@@ -761,46 +761,71 @@ TEST_CASE("statement_relay_fsm: a skipped batch rolls back newest first",
 
 // --- Stale plans --------------------------------------------------------------------------------
 
-TEST_CASE("statement_relay_fsm: a plan PostgreSQL refuses is closed and prepared again",
-          "[pool][statements][relay_fsm]") {
+// After DDL PostgreSQL may refuse a cached plan (0A000 "cached plan must not change result
+// type"). When the refused Bind opened its batch in an implicit transaction, nothing of the batch
+// ran: sluice closes the statement, prepares it afresh and runs the batch again, and the client
+// sees only the second run (issue 13.9). The batch describes its result, so the client reads
+// the new rows with the new RowDescription.
+TEST_CASE("statement_relay_fsm: a refused plan is healed when nothing has run yet",
+          "[pool][statements][relay_fsm][heal]") {
   world w;
   w.prepare(0, 0, "s1", "SELECT 1");
   const auto s = w.statement("SELECT 1");
-  // After DDL: PostgreSQL refuses to run the cached plan.
   w.servers[0].pg.next_bind_error = {"0A000", "cached plan must not change result type"};
-  const auto refused = w.round_trip(0, 0, fe::bind("s1") + fe::execute() + fe::sync());
-  CHECK(types(refused.to_server) == "BES");
-  CHECK(describe_replies(refused.to_client) ==
-        "E[0A000 cached plan must not change result type] Z");
-  CHECK_FALSE(w.servers[0].cache.contains(s->id));
-  CHECK(w.clients[0].at("s1") == s);  // the client keeps its name
-
-  const bool same_client = GENERATE(true, false);
-  CAPTURE(same_client);
-  std::string request, expected_types, expected_replies;
-  if (same_client) {
-    request = fe::bind("s1") + fe::execute() + fe::sync();
-    expected_types = "CPBES";
-    expected_replies = "2 D C[SELECT 1] Z";
-  } else {  // another client's Parse of the same SQL prepares it afresh too
-    request = fe::parse("t1", "SELECT 1") + fe::bind("t1") + fe::execute() + fe::sync();
-    expected_types = "CPBES";
-    expected_replies = "1 2 D C[SELECT 1] Z";
-  }
-  const auto r = w.round_trip(same_client ? 0 : 1, 0, request);
-  CHECK(types(r.to_server) == expected_types);
+  const auto r =
+      w.round_trip(0, 0, fe::bind("s1") + fe::describe('P', "") + fe::execute() + fe::sync());
+  CHECK(types(r.to_server) == "BDESCPBDES");
+  CHECK(describe_replies(r.to_client) == "2 T D C[SELECT 1] Z");
   const auto sent = split(r.to_server);
-  const auto close = protocol::decode_close(span_of(sent[0].body));
+  const auto close = protocol::decode_close(span_of(sent[4].body));
   REQUIRE(close);
-  CHECK(close->kind == 'S');
   CHECK(close->name == s->server_name);
-  CHECK(sent[1].wire == s->parse_message);
-  CHECK(describe_replies(r.to_client) == expected_replies);
+  CHECK(sent[5].wire == s->parse_message);
   CHECK(w.servers[0].cache.contains(s->id));
-
-  // Closed once: the next use is a plain Bind.
+  CHECK(w.counters.plans_healed == 1);
+  // Once healed, the next use is a plain Bind again.
   const auto next = w.round_trip(0, 0, fe::bind("s1") + fe::execute() + fe::sync());
   CHECK(types(next.to_server) == "BES");
+}
+
+// Inside a transaction block the failed Bind has aborted the transaction: running it again
+// would hide that, so the client sees the refusal, and the statement is prepared afresh on its
+// next use. The same when more was pipelined behind the batch (a second run would overtake it),
+// and when the batch does not describe its result (the client would read rows of the new shape
+// with the RowDescription it kept).
+TEST_CASE("statement_relay_fsm: a refused plan reaches the client where a rerun is unsafe",
+          "[pool][statements][relay_fsm][heal]") {
+  world w;
+  w.prepare(0, 0, "s1", "SELECT 1");
+  const auto s = w.statement("SELECT 1");
+  const auto use = fe::bind("s1") + fe::describe('P', "") + fe::execute() + fe::sync();
+  SECTION("without a Describe") {
+    w.servers[0].pg.next_bind_error = {"0A000", "cached plan must not change result type"};
+    const auto refused = w.round_trip(0, 0, fe::bind("s1") + fe::execute() + fe::sync());
+    CHECK(describe_replies(refused.to_client) ==
+          "E[0A000 cached plan must not change result type] Z");
+  }
+  SECTION("inside a transaction block") {
+    auto l = w.attach(0, 0);
+    w.exchange(l, 0, fe::query("BEGIN"));
+    w.servers[0].pg.next_bind_error = {"0A000", "cached plan must not change result type"};
+    const auto refused = w.exchange(l, 0, use);
+    CHECK(types(refused.to_server) == "BDES");
+    CHECK(describe_replies(refused.to_client) ==
+          "E[0A000 cached plan must not change result type] Z");
+    w.exchange(l, 0, fe::query("ROLLBACK"));
+  }
+  SECTION("with a batch pipelined behind it") {
+    w.servers[0].pg.next_bind_error = {"0A000", "cached plan must not change result type"};
+    const auto refused = w.round_trip(0, 0, use + fe::query("SELECT 1"));
+    CHECK(describe_replies(refused.to_client) ==
+          "E[0A000 cached plan must not change result type] Z T D C[SELECT 1] Z");
+  }
+  CHECK(w.counters.plans_healed == 0);
+  CHECK_FALSE(w.servers[0].cache.contains(s->id));  // stale: prepared afresh on next use
+  const auto next = w.round_trip(0, 0, use);
+  CHECK(types(next.to_server) == "CPBDES");
+  CHECK(describe_replies(next.to_client) == "2 T D C[SELECT 1] Z");
 }
 
 TEST_CASE("statement_relay_fsm: other errors on a Bind do not make a statement stale",
@@ -1188,25 +1213,6 @@ TEST_CASE("statement_relay_fsm: an EXECUTE refused for a changed plan can recove
   const std::string recover = fe::query("DEALLOCATE p") + prepare + execute;
   const auto r = w.round_trip(0, 0, recover);
   CHECK(describe_replies(r.to_client) == direct(recover, pg));
-}
-
-// The same recovery through the extended protocol works: the failed Bind marks the statement
-// stale, the next Bind closes and re-prepares it.
-TEST_CASE("statement_relay_fsm: a Bind refused for a changed plan recovers on the next use",
-          "[pool][statements][relay_fsm]") {
-  world w;
-  model_backend pg;
-  w.prepare(0, 0, "s1", "SELECT 1");
-  pg.receive(fe::parse("s1", "SELECT 1") + fe::sync());
-  w.servers[0].pg.stale.insert(w.clients[0].at("s1")->server_name);
-  pg.stale.insert("s1");
-  const std::string use = fe::bind("s1") + fe::execute() + fe::sync();
-  const auto refused = w.round_trip(0, 0, use);
-  CHECK(describe_replies(refused.to_client) == direct(use, pg));
-  // A direct client would Close and Parse again; through sluice the next Bind already works.
-  const auto next = w.round_trip(0, 0, use);
-  CHECK(types(next.to_server) == "CPBES");
-  CHECK(describe_replies(next.to_client) == "2 D C[SELECT 1] Z");
 }
 
 // --- DEALLOCATE the other ways: extended protocol, multi-statement Query --------------------
