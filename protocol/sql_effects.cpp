@@ -169,7 +169,7 @@ void collect_set_config_names(std::string_view sql, std::vector<std::string>& na
     if (end == std::string_view::npos) continue;
     std::string name;
     for (char c : sql.substr(i + 1, end - i - 1)) name += lower(c);
-    names.push_back(std::move(name));
+    if (!name.empty()) names.push_back(std::move(name));
   }
 }
 
