@@ -5,8 +5,7 @@
 #include "pool/idle_server_messages.hpp"
 #include "protocol/backend_messages.hpp"
 #include "protocol/frontend_messages.hpp"
-#include "protocol/md5_auth.hpp"
-#include "protocol/scram.hpp"
+#include "protocol/server_login_fsm.hpp"
 #include "protocol/startup.hpp"
 #include "proxy/message_io.hpp"
 
@@ -22,121 +21,50 @@ stream_endpoint unix_socket_endpoint(const std::string& directory, std::uint16_t
   return asio::local::stream_protocol::endpoint(directory + "/.s.PGSQL." + std::to_string(port));
 }
 
-struct login_steps {
-  server_connection& server;
-  const upstream_login& login;
-  std::uint32_t max_message_size;
-  std::optional<protocol::scram_client_fsm> scram{};
-};
-
-// Answers one Authentication request. Returns a problem description, or "" to go on.
-std::string answer_authentication(login_steps& steps, const protocol::authentication& auth,
-                                  std::string& reply) {
-  namespace code = protocol::auth_code;
-  switch (auth.code) {
-    case code::ok:
-      return {};
-    case code::cleartext:
-      protocol::append_password_message(reply, steps.login.password);
-      return {};
-    case code::md5: {
-      if (auth.data.size() != 4) return "malformed md5 salt from server";
-      const auto hash = protocol::md5_password_hash(steps.login.password, steps.login.user);
-      protocol::append_password_message(
-          reply,
-          protocol::md5_salted_response(hash, std::span<const char, 4>(auth.data.data(), 4)));
-      return {};
-    }
-    case code::sasl: {
-      bool offered = false;
-      for (auto mechanism : protocol::sasl_mechanisms(auth.data))
-        if (mechanism == "SCRAM-SHA-256") offered = true;
-      if (!offered) return "server offers no SASL mechanism sluice supports";
-      steps.scram.emplace(steps.login.password);
-      protocol::append_sasl_initial_response(reply, "SCRAM-SHA-256",
-                                             steps.scram->client_first_message());
-      return {};
-    }
-    case code::sasl_continue: {
-      if (!steps.scram) return "unexpected SASL continue from server";
-      auto final_message =
-          steps.scram->on_server_first(std::string_view(auth.data.data(), auth.data.size()));
-      if (!final_message) return "server sent an invalid SCRAM challenge";
-      protocol::append_sasl_response(reply, *final_message);
-      return {};
-    }
-    case code::sasl_final: {
-      if (!steps.scram) return "unexpected SASL final from server";
-      if (steps.scram->on_server_final(std::string_view(auth.data.data(), auth.data.size())))
-        return "server failed SCRAM verification (wrong server signature)";
-      return {};
-    }
-    default:
-      return "server asks for an unsupported authentication method (code " +
-             std::to_string(auth.code) + ")";
-  }
-}
-
 awaitable<open_outcome> login(server_connection& server, const upstream_login& login_as,
                               std::uint32_t max_message_size) {
+  // The driver of protocol::server_login_fsm: it reads and writes, the fsm decides.
   open_outcome out;
-  std::vector<std::pair<std::string, std::string>> params{{"user", login_as.user},
-                                                          {"database", login_as.database}};
-  if (!login_as.options.empty()) params.emplace_back("options", login_as.options);
-  if (!login_as.application_name.empty())
-    params.emplace_back("application_name", login_as.application_name);
-  std::string request;
-  protocol::append_startup_message(request, params);
-  if ((out.error = co_await write_all(server.socket, request))) co_return out;
-
-  login_steps steps{server, login_as, max_message_size};
+  protocol::server_login_fsm fsm({login_as.user, login_as.password, login_as.database,
+                                  login_as.options, login_as.application_name},
+                                 max_message_size);
+  const auto startup = fsm.start();
+  if ((out.error = co_await write_all(server.socket, startup))) co_return out;
   for (;;) {
-    auto read =
-        co_await read_message(server.socket, server.buffer, read_kind::typed, max_message_size);
-    if (read.error) {
-      out.error = read.error;
-      co_return out;
-    }
-    if (read.protocol_error) {
-      out.problem = "server sent a malformed message: " + read.protocol_error.message();
-      co_return out;
-    }
-    const auto message = read.message;
-    std::string reply;
-    switch (message.type) {
-      case 'R': {
-        auto auth = protocol::decode_authentication(message.body);
-        if (!auth) {
-          out.problem = "malformed authentication request from server";
-          co_return out;
-        }
-        out.problem = answer_authentication(steps, *auth, reply);
-        break;
-      }
-      case 'S':
-        if (auto status = protocol::decode_parameter_status(message.body))
-          server.params.set(status->name, status->value);
-        break;
-      case 'K':
-        if (auto key = protocol::decode_backend_key_data(message.body)) {
-          server.backend_pid = key->process_id;
-          server.backend_secret = key->secret_key;
-        }
-        break;
-      case 'E':
-        out.rejected = copy_error(message.body);
-        break;
-      case 'Z':
-        if (auto ready = protocol::decode_ready_for_query(message.body))
-          server.tx_status = ready->status;
-        server.buffer.consume(message.wire.size());
+    const auto step = fsm.on_server_bytes(server.buffer.readable());
+    server.buffer.consume(step.consumed);
+    using state = protocol::server_login_fsm::state;
+    switch (step.now) {
+      case state::ready: {
+        const auto& session = fsm.ready_session();
+        for (const auto& [name, value] : session.parameters) server.params.set(name, value);
+        server.backend_pid = session.process_id;
+        server.backend_secret = session.secret_key;
+        server.tx_status = session.transaction_status;
         co_return out;
-      default:  // NoticeResponse, NegotiateProtocolVersion: nothing to act on
+      }
+      case state::rejected: {
+        const auto& refused = fsm.refused();
+        out.rejected =
+            server_error{refused.severity, refused.sqlstate, refused.message, refused.detail};
+        co_return out;
+      }
+      case state::failed:
+        out.problem = fsm.problem();
+        co_return out;
+      case state::reading:
         break;
     }
-    server.buffer.consume(message.wire.size());
-    if (out.rejected || !out.problem.empty()) co_return out;
-    if (!reply.empty() && (out.error = co_await write_all(server.socket, reply))) co_return out;
+    if (!step.reply.empty() && (out.error = co_await write_all(server.socket, step.reply)))
+      co_return out;
+    auto space = server.buffer.prepare(4096);
+    auto [ec, n] = co_await server.socket.async_read_some(asio::buffer(space.data(), space.size()),
+                                                          use_nothrow);
+    if (ec) {
+      out.error = ec;
+      co_return out;
+    }
+    server.buffer.commit(n);
   }
 }
 
