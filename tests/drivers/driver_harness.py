@@ -23,6 +23,9 @@ DIRECT = os.environ.get("SLUICE_DRIVERS_DIRECT", "") not in ("", "0")
 
 NODE_DIR = HERE / "node"
 JAVA_DIR = HERE / "java"
+RUBY_DIR = HERE / "ruby"
+PHP_DIR = HERE / "php"
+DJANGO_DIR = HERE / "django"
 PGJDBC_JAR = Path(os.environ.get("PGJDBC_JAR", "/usr/share/java/postgresql.jar"))
 
 # What a driver reports when a pooler loses track of its statements.
@@ -138,14 +141,19 @@ class DriverTestCase(ProxyTestCase):
                          f"--- stderr ---\n{result.stderr[-6000:]}\n")
         return result
 
+    def run_check(self, cmd: list, timeout: float = 150, **env: str) -> str:
+        """Runs a driver program that prints "FAIL ..." lines and one "RESULT ... failures=N"
+        line and exits 0 only without failures; asserts it did, and returns its output."""
+        result = self.run_program(cmd, timeout=timeout, **env)
+        output = result.stdout + result.stderr
+        self.assertEqual(result.returncode, 0,
+                         f"{Path(str(cmd[1])).name} failed:\n{output[-8000:]}\n"
+                         f"sluice log:\n{self.sluice_log_excerpt(40)}")
+        self.assertRegex(result.stdout, r"RESULT (.* )?failures=0\b", output)
+        return output
+
     def run_node_check(self, script: str, timeout: float = 150):
         """Runs node/<script>; asserts it exited 0, and returns its stdout."""
         self.assertTrue((NODE_DIR / "node_modules").is_dir(),
                         f"{NODE_DIR}/node_modules is missing: run scripts/deps.sh")
-        result = self.run_program(["node", str(NODE_DIR / script)], timeout=timeout)
-        output = result.stdout + result.stderr
-        self.assertEqual(result.returncode, 0,
-                         f"{script} failed:\n{output[-8000:]}\n"
-                         f"sluice log:\n{self.sluice_log_excerpt(40)}")
-        self.assertIn("RESULT failures=0", result.stdout, output)
-        return output
+        return self.run_check(["node", str(NODE_DIR / script)], timeout=timeout)
