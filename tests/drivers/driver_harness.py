@@ -97,8 +97,10 @@ class DriverTestCase(ProxyTestCase):
 
     # -- where clients connect -------------------------------------------------
 
-    def url(self, scheme: str = "postgresql", database: str = "postgres") -> str:
-        base = harness.pg_url(self.target_user, self.target_password, self.target_port, database)
+    def url(self, scheme: str = "postgresql", database: str = "postgres",
+            port: int | None = None) -> str:
+        base = harness.pg_url(self.target_user, self.target_password, port or self.target_port,
+                              database)
         return scheme + base[len("postgresql"):]
 
     @classmethod
@@ -130,21 +132,24 @@ class DriverTestCase(ProxyTestCase):
 
     # -- external driver programs ----------------------------------------------
 
-    def run_program(self, cmd: list, timeout: float, **env: str):
+    def run_program(self, cmd: list, timeout: float, port: int | None = None, **env: str):
         """Runs a driver program with DATABASE_URL (and the separate parts) in its
-        environment, bounded by `timeout`. Returns the CompletedProcess."""
+        environment, bounded by `timeout`; `port` instead of target_port if given (another
+        daemon). Returns the CompletedProcess."""
+        port = port or self.target_port
         environment = harness.client_env(
-            DATABASE_URL=self.url(), PGHOST_TEST=harness.HOST, PGPORT_TEST=str(self.target_port),
+            DATABASE_URL=self.url(port=port), PGHOST_TEST=harness.HOST, PGPORT_TEST=str(port),
             PGUSER_TEST=self.target_user, PGPASSWORD_TEST=self.target_password, **env)
         result = harness.run(cmd, timeout, env=environment)
         sys.stderr.write(f"--- stdout ---\n{result.stdout[-6000:]}\n"
                          f"--- stderr ---\n{result.stderr[-6000:]}\n")
         return result
 
-    def run_check(self, cmd: list, timeout: float = 150, **env: str) -> str:
+    def run_check(self, cmd: list, timeout: float = 150, port: int | None = None,
+                  **env: str) -> str:
         """Runs a driver program that prints "FAIL ..." lines and one "RESULT ... failures=N"
         line and exits 0 only without failures; asserts it did, and returns its output."""
-        result = self.run_program(cmd, timeout=timeout, **env)
+        result = self.run_program(cmd, timeout=timeout, port=port, **env)
         output = result.stdout + result.stderr
         self.assertEqual(result.returncode, 0,
                          f"{Path(str(cmd[1])).name} failed:\n{output[-8000:]}\n"
