@@ -23,6 +23,9 @@ DIRECT = os.environ.get("SLUICE_DRIVERS_DIRECT", "") not in ("", "0")
 
 NODE_DIR = HERE / "node"
 JAVA_DIR = HERE / "java"
+RUBY_DIR = HERE / "ruby"
+PHP_DIR = HERE / "php"
+DJANGO_DIR = HERE / "django"
 PGJDBC_JAR = Path(os.environ.get("PGJDBC_JAR", "/usr/share/java/postgresql.jar"))
 
 # What a driver reports when a pooler loses track of its statements.
@@ -94,8 +97,10 @@ class DriverTestCase(ProxyTestCase):
 
     # -- where clients connect -------------------------------------------------
 
-    def url(self, scheme: str = "postgresql", database: str = "postgres") -> str:
-        base = harness.pg_url(self.target_user, self.target_password, self.target_port, database)
+    def url(self, scheme: str = "postgresql", database: str = "postgres",
+            port: int | None = None) -> str:
+        base = harness.pg_url(self.target_user, self.target_password, port or self.target_port,
+                              database)
         return scheme + base[len("postgresql"):]
 
     @classmethod
@@ -127,25 +132,33 @@ class DriverTestCase(ProxyTestCase):
 
     # -- external driver programs ----------------------------------------------
 
-    def run_program(self, cmd: list, timeout: float, **env: str):
+    def run_program(self, cmd: list, timeout: float, port: int | None = None, **env: str):
         """Runs a driver program with DATABASE_URL (and the separate parts) in its
-        environment, bounded by `timeout`. Returns the CompletedProcess."""
+        environment, bounded by `timeout`; `port` instead of target_port if given (another
+        daemon). Returns the CompletedProcess."""
+        port = port or self.target_port
         environment = harness.client_env(
-            DATABASE_URL=self.url(), PGHOST_TEST=harness.HOST, PGPORT_TEST=str(self.target_port),
+            DATABASE_URL=self.url(port=port), PGHOST_TEST=harness.HOST, PGPORT_TEST=str(port),
             PGUSER_TEST=self.target_user, PGPASSWORD_TEST=self.target_password, **env)
         result = harness.run(cmd, timeout, env=environment)
         sys.stderr.write(f"--- stdout ---\n{result.stdout[-6000:]}\n"
                          f"--- stderr ---\n{result.stderr[-6000:]}\n")
         return result
 
+    def run_check(self, cmd: list, timeout: float = 150, port: int | None = None,
+                  **env: str) -> str:
+        """Runs a driver program that prints "FAIL ..." lines and one "RESULT ... failures=N"
+        line and exits 0 only without failures; asserts it did, and returns its output."""
+        result = self.run_program(cmd, timeout=timeout, port=port, **env)
+        output = result.stdout + result.stderr
+        self.assertEqual(result.returncode, 0,
+                         f"{Path(str(cmd[1])).name} failed:\n{output[-8000:]}\n"
+                         f"sluice log:\n{self.sluice_log_excerpt(40)}")
+        self.assertRegex(result.stdout, r"RESULT (.* )?failures=0\b", output)
+        return output
+
     def run_node_check(self, script: str, timeout: float = 150):
         """Runs node/<script>; asserts it exited 0, and returns its stdout."""
         self.assertTrue((NODE_DIR / "node_modules").is_dir(),
                         f"{NODE_DIR}/node_modules is missing: run scripts/deps.sh")
-        result = self.run_program(["node", str(NODE_DIR / script)], timeout=timeout)
-        output = result.stdout + result.stderr
-        self.assertEqual(result.returncode, 0,
-                         f"{script} failed:\n{output[-8000:]}\n"
-                         f"sluice log:\n{self.sluice_log_excerpt(40)}")
-        self.assertIn("RESULT failures=0", result.stdout, output)
-        return output
+        return self.run_check(["node", str(NODE_DIR / script)], timeout=timeout)
