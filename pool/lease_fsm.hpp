@@ -82,6 +82,15 @@ class lease_fsm {
             shared_session_params& client_params, std::optional<statement_relay_fsm> statements,
             time_point now);
 
+  // Turns statement accounting on, with the fsm built in place rather than moved in (a lease
+  // per transaction: the move showed in profiles). Called before any bytes.
+  template <class... Args>
+  statement_relay_fsm& emplace_statements(Args&&... args) {
+    auto& statements = statements_.emplace(std::forward<Args>(args)...);
+    statements.set_transaction_status(link_.tx_status);
+    return statements;
+  }
+
   // How far one call got through the bytes at the front of a buffer.
   struct scan_result {
     std::size_t consumed = 0;  // bytes dealt with: handed on (via the segments) or dropped

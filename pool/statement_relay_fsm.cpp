@@ -577,7 +577,7 @@ void statement_relay_fsm::on_query(std::span<const char> body, std::span<const c
       renames_ ? protocol::classify_sql_command(query->sql) : protocol::sql_command{};
   using cmd = protocol::sql_command::kind;
   if (command.what == cmd::other) {
-    if (renames_ && rewrite_deallocates(query->sql, out)) {
+    if (renames_ && effects.mentions_deallocate && rewrite_deallocates(query->sql, out)) {
       note_effects(effects, pending_.back());
       return;
     }
@@ -673,14 +673,6 @@ void statement_relay_fsm::on_query(std::span<const char> body, std::span<const c
 
 bool statement_relay_fsm::rewrite_deallocates(std::string_view sql,
                                               protocol::output_segments& out) {
-  // Cheap test first: this runs on every simple Query.
-  bool mentioned = false;
-  for (std::size_t i = 0; i + 10 <= sql.size() && !mentioned; ++i)
-    mentioned = (sql[i] == 'd' || sql[i] == 'D') &&
-                std::equal(sql.begin() + static_cast<std::ptrdiff_t>(i),
-                           sql.begin() + static_cast<std::ptrdiff_t>(i + 10), "deallocate",
-                           [](char a, char b) { return (a | 0x20) == b; });
-  if (!mentioned) return false;
   std::vector<std::string_view> statements;
   if (!protocol::split_statements(sql, statements) || statements.size() < 2) return false;
 

@@ -9,13 +9,110 @@
 namespace sluice::protocol {
 namespace {
 
+// ASCII folding, as PostgreSQL folds unquoted identifiers, without the C locale's call per
+// character: this runs over every byte of every simple Query.
 char lower(char c) {
-  return static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return c >= 'A' && c <= 'Z' ? static_cast<char>(c | 0x20) : c;
 }
 
+// Identifier characters as PostgreSQL's lexer has them (any byte of a multibyte character
+// counts), as a table: the one-pass scan below asks for every byte of every simple Query.
+constexpr auto word_chars = [] {
+  std::array<bool, 256> table{};
+  for (int c = 0; c < 256; ++c)
+    table[c] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               c == '_' || c == '$' || c >= 0x80;
+  return table;
+}();
+
 bool is_word_char(char c) {
-  return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '$' ||
-         static_cast<unsigned char>(c) >= 0x80;
+  return word_chars[static_cast<unsigned char>(c)];
+}
+
+bool is_blank(char c) {
+  return c == ' ' || c == '\n' || c == '\t' || c == '\r' || c == '\f' || c == '\v';
+}
+
+// The functions whose calls matter anywhere in a text, found in one pass over it.
+struct function_calls {
+  bool advance_sequence = false;  // nextval(, setval(
+  bool read_sequence = false;     // lastval(, currval(
+  bool set_config = false;        // set_config(
+  bool deallocate = false;        // the word DEALLOCATE, called or not
+};
+
+function_calls scan_function_calls(std::string_view sql) {
+  function_calls found;
+  const auto n = sql.size();
+  std::size_t i = 0;
+  while (i < n) {
+    if (!is_word_char(sql[i])) {
+      ++i;
+      continue;
+    }
+    const auto start = i;
+    while (i < n && is_word_char(sql[i])) ++i;
+    const auto length = i - start;
+    if (length < 6 || length > 10) continue;  // the names below are 6 to 10 letters long
+    char folded[10];
+    for (std::size_t k = 0; k < length; ++k) folded[k] = lower(sql[start + k]);
+    const std::string_view word(folded, length);
+    const bool advance = word == "nextval" || word == "setval";
+    const bool read = word == "lastval" || word == "currval";
+    const bool config = word == "set_config";
+    if (word == "deallocate") found.deallocate = true;
+    if (!advance && !read && !config) continue;
+    auto open = i;
+    while (open < n && is_blank(sql[open])) ++open;
+    if (open >= n || sql[open] != '(') continue;
+    found.advance_sequence |= advance;
+    found.read_sequence |= read;
+    found.set_config |= config;
+  }
+  return found;
+}
+
+// The first statement's opening word, folded, when it is a plain identifier of at most 8
+// letters after blanks and comments; "" otherwise (a quoted word, an operator, nothing).
+std::string_view opening_word(std::string_view sql, char (&buffer)[8]) {
+  std::size_t i = 0;
+  for (;;) {
+    while (i < sql.size() && is_blank(sql[i])) ++i;
+    if (sql.substr(i, 2) == "--") {
+      while (i < sql.size() && sql[i] != '\n') ++i;
+    } else if (sql.substr(i, 2) == "/*") {
+      return {};  // nested comments: left to the full look
+    } else {
+      break;
+    }
+  }
+  std::size_t length = 0;
+  while (i + length < sql.size() && is_word_char(sql[i + length])) {
+    if (length == sizeof buffer) return {};
+    buffer[length] = lower(sql[i + length]);
+    ++length;
+  }
+  return {buffer, length};
+}
+
+// Whether `word` opens a statement inspect_statement acts on.
+bool is_effect_keyword(std::string_view word) {
+  static constexpr std::array<std::string_view, 11> keywords{"set",    "reset",  "discard", "do",
+                                                             "call",   "listen", "declare", "close",
+                                                             "insert", "with",   "copy"};
+  for (auto keyword : keywords)
+    if (word == keyword) return true;
+  return false;
+}
+
+// Whether the text may hold more than one statement: a ';' with anything but blanks after it.
+// (A ';' inside a literal counts: the safe side, which only costs the full look.)
+bool may_hold_several_statements(std::string_view sql) {
+  const auto semicolon = sql.find(';');
+  if (semicolon == std::string_view::npos) return false;
+  for (auto i = semicolon + 1; i < sql.size(); ++i)
+    if (!is_blank(sql[i])) return true;
+  return false;
 }
 
 // Where `word` (lower case) starts in `text`, compared without case, as a whole word; npos if
@@ -37,7 +134,7 @@ std::size_t find_call(std::string_view text, std::string_view name, std::size_t 
   for (auto at = find_word(text, name, from); at != std::string_view::npos;
        at = find_word(text, name, at + 1)) {
     auto i = at + name.size();
-    while (i < text.size() && std::isspace(static_cast<unsigned char>(text[i]))) ++i;
+    while (i < text.size() && is_blank(text[i])) ++i;
     if (i < text.size() && text[i] == '(') return i;
   }
   return std::string_view::npos;
@@ -223,17 +320,20 @@ void inspect_statement(std::string_view sql, sql_effects& out) {
 
 sql_effects inspect_sql(std::string_view sql) {
   sql_effects out;
-  // Function calls first, anywhere in the text: cheap scans that find nothing in most queries.
-  if (find_call(sql, "nextval") != std::string_view::npos ||
-      find_call(sql, "setval") != std::string_view::npos)
-    out.advances_sequence = true;
-  if (find_call(sql, "lastval") != std::string_view::npos ||
-      find_call(sql, "currval") != std::string_view::npos)
-    out.reads_sequence = true;
-  if (find_call(sql, "set_config") != std::string_view::npos && !set_config_calls_are_local(sql)) {
+  // Function calls first, anywhere in the text, in one pass that finds nothing in most queries.
+  const auto calls = scan_function_calls(sql);
+  out.advances_sequence = calls.advance_sequence;
+  out.reads_sequence = calls.read_sequence;
+  out.mentions_deallocate = calls.deallocate;
+  if (calls.set_config && !set_config_calls_are_local(sql)) {
     out.settings = true;
     collect_set_config_names(sql, out.setting_names);
   }
+  // Most queries are one statement opening with a word that leaves nothing behind (SELECT,
+  // UPDATE, BEGIN...): settled without splitting or copying anything.
+  char buffer[8];
+  const auto word = opening_word(sql, buffer);
+  if (!word.empty() && !is_effect_keyword(word) && !may_hold_several_statements(sql)) return out;
   // A statement ends at a ';' outside quotes and comments; without one, the text is one.
   if (sql.find(';') == std::string_view::npos) {
     inspect_statement(sql, out);

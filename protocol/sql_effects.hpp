@@ -37,6 +37,10 @@ struct sql_effects {
   // lastval() or currval(): reads what this server session's sequences last returned.
   bool reads_sequence = false;
 
+  // DEALLOCATE as a word anywhere: the text may drop prepared statements (not a session effect,
+  // so not in any(); a pooler that renames statements looks closer at such a text).
+  bool mentions_deallocate = false;
+
   bool any() const {
     return settings || listen || holdable_cursor || closes_cursor || advances_sequence ||
            reads_sequence;

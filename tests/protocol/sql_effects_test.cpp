@@ -74,6 +74,23 @@ TEST_CASE("sql_effects: what a statement leaves behind in the session", "[protoc
       {"SELECT currval('t_id_seq')", "r"},
       {"SELECT nextval('s'), lastval()", "nr"},
       {"SELECT 'lastval is a word'", "-"},
+      // The one-pass scan and the short cut for a single inert statement
+      {"SELECT nextval\t\n ('s')", "n"},
+      {"SELECT setvalue(1), my_nextval(2), nextvalue(3)", "-"},  // other functions
+      {"SELECT x.currval (1)", "r"},
+      {"select 1;", "-"},
+      {"select 1;  \n", "-"},
+      {"select 1; select 2", "-"},
+      {"select 1;set a.b = 1;", "s"},
+      {"SELECT ';'; LISTEN x", "l"},
+      {"-- comment\nSET a.b = 1", "s"},
+      {"-- comment\nSELECT 1", "-"},
+      {"\"set\" a.b = 1", "s"},  // a quoted first word: the safe side
+      {"(SELECT 1)", "-"},
+      {"SELECTED_SELECT", "-"},
+      {"Insert into t values (1);", "n"},
+      {"", "-"},
+      {";;", "-"},
   }));
   CAPTURE(r.sql);
   CHECK(letters(inspect_sql(r.sql)) == r.effects);
@@ -102,6 +119,15 @@ TEST_CASE("sql_effects: malformed text never throws", "[protocol][sql_effects]")
   for (const char* sql : {"", ";", "'", "\"", "/*", "set_config(", "set_config('a', 'b", "DO $$",
                           "DECLARE", "CLOSE", "SET"})
     CHECK_NOTHROW(inspect_sql(sql));
+}
+
+TEST_CASE("sql_effects: DEALLOCATE is noticed anywhere in the text", "[protocol][sql_effects]") {
+  CHECK(inspect_sql("SELECT 1; DEALLOCATE s1").mentions_deallocate);
+  CHECK(inspect_sql("deallocate prepare ALL").mentions_deallocate);
+  CHECK(inspect_sql("Deallocate\"S\"").mentions_deallocate);
+  CHECK_FALSE(inspect_sql("SELECT deallocated FROM t").mentions_deallocate);
+  CHECK_FALSE(inspect_sql("SELECT 1").mentions_deallocate);
+  CHECK_FALSE(inspect_sql("DEALLOCATE s").any());  // dropping a statement is no session effect
 }
 
 }  // namespace
