@@ -28,6 +28,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include <boost/container/small_vector.hpp>
+
 #include "pool/pool_limits.hpp"
 #include "pool/time.hpp"
 
@@ -87,15 +89,18 @@ class server_pool_fsm {
   struct open_request {
     server_id server;  // "please connect a new server for this slot"
   };
-  // What the daemon must carry out after a call.
+  // What the daemon must carry out after a call. A call (one per lease and per release) decides
+  // about one or two things: inline room for those keeps the heap out of it.
+  template <class T>
+  using few = boost::container::small_vector<T, 2>;
   struct decisions {
-    std::vector<grant> grants;        // give each server to its waiter
-    std::vector<open_request> opens;  // connect these slots
+    few<grant> grants;        // give each server to its waiter
+    few<open_request> opens;  // connect these slots
     // Servers the fsm has dropped: disconnect them (Terminate + close). Lists every server
     // dropped by the call, including one the call itself reported dead or unusable; a failed
     // connect is not listed, as it has no connection to close.
-    std::vector<server_id> closes;
-    std::vector<waiter_id> timed_out;       // send these waiters 53300 and forget them
+    few<server_id> closes;
+    few<waiter_id> timed_out;               // send these waiters 53300 and forget them
     std::optional<time_point> next_wakeup;  // call tick() then at the latest; nullopt = no timer
 
     bool empty() const {

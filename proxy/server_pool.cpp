@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <boost/container/small_vector.hpp>
+
 namespace sluice::proxy {
 namespace {
 
@@ -36,8 +38,9 @@ struct server_pool::waiter_slot {
 
 // Side effects decided under mutex_, carried out after it is released.
 struct server_pool::effects {
-  std::vector<std::shared_ptr<waiter_slot>> wake;
-  std::vector<pool::server_id> opens;
+  // Mostly one waiter or none per call: inline room keeps the heap out of it.
+  boost::container::small_vector<std::shared_ptr<waiter_slot>, 2> wake;
+  boost::container::small_vector<pool::server_id, 2> opens;
   std::vector<std::unique_ptr<server_connection>> closes;
   std::string_view close_reason = "idle timeout, recycle or surplus";
   std::optional<pool::time_point> next_wakeup;
@@ -273,6 +276,28 @@ awaitable<bool> server_pool::verify(server_connection& server, bool needs_ping) 
   co_return pinged&& server.tx_status == 'I';
 }
 
+std::shared_ptr<server_pool::waiter_slot> server_pool::take_spare_slot(
+    const asio::any_io_executor& executor) {
+  for (auto it = spare_slots_.rbegin(); it != spare_slots_.rend(); ++it) {
+    if ((*it)->wake.get_executor() != executor) continue;
+    auto slot = std::move(*it);
+    spare_slots_.erase(std::next(it).base());
+    return slot;
+  }
+  return std::make_shared<waiter_slot>(executor);
+}
+
+void server_pool::keep_spare_slot(std::shared_ptr<waiter_slot> slot) {
+  // Only a slot no posted wake-up still holds: a late cancel would wake its next user.
+  constexpr std::size_t max_spares = 256;  // a bound on memory, not a limit on waiters
+  if (!slot || slot.use_count() != 1) return;
+  slot->granted.reset();
+  slot->needs_ping = slot->timed_out = false;
+  slot->rejected.reset();
+  std::lock_guard lock(mutex_);
+  if (spare_slots_.size() < max_spares && !stopping_) spare_slots_.push_back(std::move(slot));
+}
+
 awaitable<lease_result> server_pool::acquire() {
   auto executor = co_await asio::this_coro::executor;
   pool::waiter_id id;
@@ -280,6 +305,12 @@ awaitable<lease_result> server_pool::acquire() {
   std::unique_ptr<server_connection> at_once;  // granted without waiting: no slot needed
   bool at_once_needs_ping = false;
   std::shared_ptr<waiter_slot> slot;  // queued: where a grant, time-out or rejection lands
+  // However the wait ends, the slot goes back for the next one.
+  struct slot_return {
+    server_pool& pool;
+    std::shared_ptr<waiter_slot>& slot;
+    ~slot_return() { pool.keep_spare_slot(std::move(slot)); }
+  } returned{*this, slot};
   {
     std::lock_guard lock(mutex_);
     if (stopping_) co_return lease_result{nullptr, lease_result::failure::stopping, {}};
@@ -293,7 +324,7 @@ awaitable<lease_result> server_pool::acquire() {
       at_once = std::move(idle_.extract(decided.server).mapped());
       at_once_needs_ping = decided.needs_ping;
     } else {
-      slot = std::make_shared<waiter_slot>(executor);
+      slot = take_spare_slot(executor);
       waiters_.emplace(id, slot);
       if (decided.what == kind::open_new) fx.opens.push_back(decided.server);
     }
@@ -328,7 +359,7 @@ awaitable<lease_result> server_pool::acquire() {
       effects replaced;
       {
         std::lock_guard lock(mutex_);
-        if (!slot) slot = std::make_shared<waiter_slot>(executor);
+        if (!slot) slot = take_spare_slot(executor);
         waiters_.emplace(id, slot);
         apply_locked(fsm_.on_ping_failed(candidate->id, pool::clock::now()), replaced);
       }

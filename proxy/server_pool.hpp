@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include <spdlog/logger.h>
 
@@ -86,6 +87,10 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
   static void adopt(server_connection& server, const asio::any_io_executor& executor);
   void forget_profiles_if_defaults_changed(const pool::session_params& reported);  // under mutex_
   void close_server(std::unique_ptr<server_connection> server, std::string_view reason);
+  // A waiter slot for a client on `executor`: a spare one when there is (under mutex_), so a
+  // wait for a server costs no allocation and no timer set-up.
+  std::shared_ptr<waiter_slot> take_spare_slot(const asio::any_io_executor& executor);
+  void keep_spare_slot(std::shared_ptr<waiter_slot> slot);
 
   worker_set& workers_;
   const std::string name_;
@@ -99,6 +104,7 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
   std::unordered_map<pool::server_id, std::unique_ptr<server_connection>> idle_;
   std::unordered_map<pool::waiter_id, std::shared_ptr<waiter_slot>> waiters_;
   pool::waiter_id next_waiter_ = 1;
+  std::vector<std::shared_ptr<waiter_slot>> spare_slots_;  // each used by nobody else
   bool stopping_ = false;
   std::map<startup_settings, login_profile> login_profiles_;
   pool::session_params profile_basis_;  // the defaults the profiles were made against

@@ -199,12 +199,12 @@ TEST_CASE("waiters time out after `timeout`", "[pool][fsm][timeout]") {
   CHECK(d.next_wakeup == t0 + 30s);
 
   d = pool.tick(t0 + 30s);
-  CHECK(d.timed_out == std::vector<waiter_id>{2});
+  CHECK(d.timed_out == server_pool_fsm::few<waiter_id>{2});
   CHECK(d.next_wakeup == t0 + 40s);  // waiter 3's turn
   CHECK(pool.snapshot().waiting == 1);
 
   d = pool.tick(t0 + 45s);
-  CHECK(d.timed_out == std::vector<waiter_id>{3});
+  CHECK(d.timed_out == server_pool_fsm::few<waiter_id>{3});
   CHECK(pool.snapshot().waiting == 0);
   CHECK_FALSE(d.next_wakeup);
 
@@ -225,7 +225,7 @@ TEST_CASE("a waiter past its deadline is timed out rather than granted", "[pool]
 
   // The timer was late; the release arrives after waiter 2's deadline.
   auto d = pool.release(s, clock.advance(2s), true);
-  CHECK(d.timed_out == std::vector<waiter_id>{2});
+  CHECK(d.timed_out == server_pool_fsm::few<waiter_id>{2});
   REQUIRE(d.grants.size() == 1);
   CHECK(d.grants[0].waiter == 3);
 }
@@ -325,7 +325,7 @@ TEST_CASE("recycle closes old servers on release and while idle, never while in 
     CHECK(d.closes.empty());
     CHECK(pool.snapshot().active == 1);
     d = pool.release(s, born + 2h, true);
-    CHECK(d.closes == std::vector<server_id>{s});
+    CHECK(d.closes == server_pool_fsm::few<server_id>{s});
     CHECK(pool.snapshot().total == 0);
   }
   SECTION("released just before recycle it parks, and a tick at the age closes it") {
@@ -334,14 +334,14 @@ TEST_CASE("recycle closes old servers on release and while idle, never while in 
     CHECK(d.next_wakeup == born + 1h);
     CHECK(pool.tick(born + 1h - 1ms).closes.empty());
     d = pool.tick(born + 1h);
-    CHECK(d.closes == std::vector<server_id>{s});
+    CHECK(d.closes == server_pool_fsm::few<server_id>{s});
     CHECK(pool.snapshot().total == 0);
   }
   SECTION("released past recycle with a waiter: closed, and a new slot opened for the waiter") {
     const server_id s2 = hold(pool, 2, born);
     REQUIRE(pool.acquire(3, born + 1h).what == kind::queued);
     auto d = pool.release(s, born + 1h, true);
-    CHECK(d.closes == std::vector<server_id>{s});
+    CHECK(d.closes == server_pool_fsm::few<server_id>{s});
     CHECK(d.grants.empty());
     REQUIRE(d.opens.size() == 1);
     CHECK(d.opens[0].server != s);
@@ -369,7 +369,7 @@ TEST_CASE("recycle below min_size replaces the server", "[pool][fsm][recycle]") 
   const server_id s = d.opens[0].server;
   REQUIRE(pool.on_open_succeeded(s, clock.now).empty());
   d = pool.tick(clock.advance(1h));
-  CHECK(d.closes == std::vector<server_id>{s});
+  CHECK(d.closes == server_pool_fsm::few<server_id>{s});
   REQUIRE(d.opens.size() == 1);
   CHECK(d.opens[0].server != s);
 }
@@ -396,8 +396,8 @@ TEST_CASE("idle_timeout closes idle servers, longest idle first, down to min_siz
   CHECK(d.closes.empty());
   d = pool.tick(t0 + 11min);
   const std::size_t expect_now = std::min<std::size_t>(2, 5 - min_size);
-  CHECK(d.closes ==
-        std::vector<server_id>(servers.begin(), servers.begin() + static_cast<long>(expect_now)));
+  CHECK(d.closes == server_pool_fsm::few<server_id>(
+                        servers.begin(), servers.begin() + static_cast<long>(expect_now)));
   d = pool.tick(t0 + 24h);
   CHECK(pool.snapshot().total == min_size);
   CHECK(pool.snapshot().idle == min_size);
@@ -505,7 +505,7 @@ TEST_CASE("during backoff waiters queue without new connects and time out as usu
   CHECK(d.next_wakeup == clock.now + 1ms + 1s);  // a new failure: doubled
   // Waiter 1 asked 2s ago and times out; waiter 2 still has time and gets a slot again.
   d = pool.tick(clock.now + 1500ms);
-  CHECK(d.timed_out == std::vector<waiter_id>{1});
+  CHECK(d.timed_out == server_pool_fsm::few<waiter_id>{1});
   CHECK(d.opens.size() == 1);
   CHECK(pool.snapshot().waiting == 1);
 }
@@ -548,8 +548,9 @@ TEST_CASE("overflow opens only after overflow_after and closes servers once idle
   REQUIRE(d.grants.size() == 1);
   CHECK(d.grants[0].waiter == 4);
   // With no waiter, servers beyond size close instead of parking.
-  CHECK(pool.release(r3.server, t0 + 13s, true).closes == std::vector<server_id>{r3.server});
-  CHECK(pool.release(s1, t0 + 13s, true).closes == std::vector<server_id>{s1});
+  CHECK(pool.release(r3.server, t0 + 13s, true).closes ==
+        server_pool_fsm::few<server_id>{r3.server});
+  CHECK(pool.release(s1, t0 + 13s, true).closes == server_pool_fsm::few<server_id>{s1});
   CHECK(pool.release(o1, t0 + 13s, true).closes.empty());
   auto st = pool.snapshot();
   CHECK(st.total == 1);
@@ -586,7 +587,7 @@ TEST_CASE("an overflow slot that connects after its waiter was served closes",
   REQUIRE(pool.release(s1, clock.now, true).grants.size() == 1);  // waiter 2 served by s1
   auto d = pool.on_open_succeeded(r.server, clock.now);
   CHECK(d.grants.empty());
-  CHECK(d.closes == std::vector<server_id>{r.server});
+  CHECK(d.closes == server_pool_fsm::few<server_id>{r.server});
   CHECK(pool.snapshot().total == 1);
 }
 
@@ -603,7 +604,7 @@ TEST_CASE("a failed pre-ping is replaced without the waiter seeing it", "[pool][
     REQUIRE(r.what == kind::granted);
     REQUIRE(r.needs_ping);
     auto d = pool.on_ping_failed(s1, clock.advance(10ms));
-    CHECK(d.closes == std::vector<server_id>{s1});
+    CHECK(d.closes == server_pool_fsm::few<server_id>{s1});
     CHECK(d.timed_out.empty());
     REQUIRE(d.opens.size() == 1);
     CHECK(pool.snapshot().waiting == 1);
@@ -619,7 +620,7 @@ TEST_CASE("a failed pre-ping is replaced without the waiter seeing it", "[pool][
     auto r = pool.acquire(3, clock.advance(1s));
     REQUIRE(r.server == s2);  // most recently parked
     auto d = pool.on_ping_failed(s2, clock.now);
-    CHECK(d.closes == std::vector<server_id>{s2});
+    CHECK(d.closes == server_pool_fsm::few<server_id>{s2});
     REQUIRE(d.grants.size() == 1);
     CHECK(d.grants[0].waiter == 3);
     CHECK(d.grants[0].server == s1);
@@ -678,14 +679,14 @@ TEST_CASE("release with reusable=false closes the server and makes room", "[pool
 
   SECTION("nobody waiting") {
     auto d = pool.release(s, clock.now, false);
-    CHECK(d.closes == std::vector<server_id>{s});
+    CHECK(d.closes == server_pool_fsm::few<server_id>{s});
     CHECK(d.opens.empty());
     CHECK(pool.snapshot().total == 0);
   }
   SECTION("a waiter gets a new slot") {
     REQUIRE(pool.acquire(2, clock.now).what == kind::queued);
     auto d = pool.release(s, clock.now, false);
-    CHECK(d.closes == std::vector<server_id>{s});
+    CHECK(d.closes == server_pool_fsm::few<server_id>{s});
     CHECK(d.grants.empty());
     REQUIRE(d.opens.size() == 1);
     CHECK(pool.on_open_succeeded(d.opens[0].server, clock.now).grants.at(0).waiter == 2);
@@ -698,7 +699,7 @@ TEST_CASE("a server lost while idle is dropped", "[pool][fsm]") {
   const server_id s = hold(pool, 1, clock.now);
   REQUIRE(pool.release(s, clock.now, true).empty());
   auto d = pool.on_server_lost(s, clock.now);
-  CHECK(d.closes == std::vector<server_id>{s});
+  CHECK(d.closes == server_pool_fsm::few<server_id>{s});
   CHECK(pool.snapshot().total == 0);
   CHECK(pool.acquire(2, clock.now).what == kind::open_new);
 }
@@ -715,10 +716,10 @@ TEST_CASE("update_limits: a smaller size closes idle surplus on tick and busy su
   pool.update_limits(quiet(1));
   CHECK(pool.limits().size == 1);
   auto d = pool.tick(clock.now);
-  CHECK(d.closes == std::vector<server_id>{a});
+  CHECK(d.closes == server_pool_fsm::few<server_id>{a});
   CHECK(pool.snapshot().total == 2);
   d = pool.release(b, clock.now, true);
-  CHECK(d.closes == std::vector<server_id>{b});
+  CHECK(d.closes == server_pool_fsm::few<server_id>{b});
   d = pool.release(c, clock.now, true);
   CHECK(d.closes.empty());  // back to size: parks
   CHECK(pool.snapshot().total == 1);
@@ -761,7 +762,7 @@ TEST_CASE("time never runs backwards inside the fsm", "[pool][fsm]") {
   REQUIRE(pool.acquire(3, clock.now).what == kind::queued);
   CHECK(pool.tick(clock.now).timed_out.empty());
   CHECK(pool.tick(clock.now + 15s - 1ms).timed_out.empty());
-  CHECK(pool.tick(clock.now + 15s).timed_out == std::vector<waiter_id>{2, 3});
+  CHECK(pool.tick(clock.now + 15s).timed_out == server_pool_fsm::few<waiter_id>{2, 3});
 }
 
 TEST_CASE("next_wakeup is empty for a quiet pool", "[pool][fsm]") {
