@@ -25,8 +25,8 @@ enum class block_kind {
 
 struct block {
   block_kind kind;
-  std::string_view text;
-  std::string_view term = {};  // for item
+  std::string_view text;         // an item's term
+  std::string_view detail = {};  // an item's description
 };
 
 constexpr std::string_view example_config = R"(listen:
@@ -85,7 +85,7 @@ constexpr block document[] = {
   {block_kind::item, "/etc/sluice/sluice.env",
    "optional `NAME=value` lines the unit puts in the environment, for `${NAME}` references"},
   {block_kind::section, "SEE ALSO"},
-  {block_kind::paragraph, "sluice(8), psql(1), pg_hba.conf in the PostgreSQL documentation"},
+  {block_kind::paragraph, "sluice(8), psql(1)"},
 };
 // clang-format on
 
@@ -157,7 +157,7 @@ std::string config_reference_markdown() {
         out += fmt::format("{}\n\n", b.text);
         break;
       case block_kind::item:
-        out += fmt::format("- **{}**: {}\n", b.term, b.text);
+        out += fmt::format("- **{}**: {}\n", b.text, b.detail);
         break;
       case block_kind::code:
         out += fmt::format("```yaml\n{}\n```\n\n", b.text);
@@ -257,7 +257,7 @@ std::string config_reference_man(std::string_view version) {
         out += fmt::format("{}{}\n", after_heading ? "" : ".PP\n", troff_text(b.text));
         break;
       case block_kind::item:
-        out += fmt::format(".TP\n.B {}\n{}\n", troff_literal(b.term), troff_text(b.text));
+        out += fmt::format(".TP\n.B {}\n{}\n", troff_literal(b.text), troff_text(b.detail));
         break;
       case block_kind::code:
         out += ".PP\n.nf\n.RS 4\n";
