@@ -18,6 +18,8 @@ PACKAGES=(
   python3-asyncpg python3-sqlalchemy python3-psycopg python3-psycopg2 python3-django
   php-cli php-pgsql ruby ruby-pg ruby-activerecord
   libpostgresql-jdbc-java default-jdk-headless nodejs npm
+  # packaging tests (tests/packaging): YAML and the Kubernetes API's models for the manifests
+  python3-yaml python3-kubernetes
   # benchmarking and process tools
   hyperfine procps
 )
