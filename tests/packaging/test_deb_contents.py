@@ -12,7 +12,6 @@ pages render and are what the key table says, and its systemd unit passes
 from __future__ import annotations
 
 import gzip
-import re
 import shutil
 import sys
 import unittest
