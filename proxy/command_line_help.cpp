@@ -6,6 +6,8 @@ namespace sluice::proxy {
 namespace {
 
 constexpr std::string_view usage = R"(Usage: sluice -c FILE [--check]
+       sluice config-reference [--man]
+       sluice import-pgbouncer PGBOUNCER.INI [--userlist USERLIST.TXT]
        sluice --version | --help
 
 A PostgreSQL connection pooler: clients connect to sluice as if it were PostgreSQL,
@@ -16,6 +18,13 @@ Options:
       --check         validate the config, print every error, and exit (0 = valid)
       --version       print the version and exit
   -h, --help          print this help and exit
+
+Commands:
+  config-reference    print every config key as Markdown; with --man, as the
+                      sluice.yaml(5) man page
+  import-pgbouncer    convert a PgBouncer config (and its auth_file, with
+                      --userlist) to sluice YAML on stdout; what sluice does
+                      differently or not at all becomes a comment
 
 Signals: SIGINT/SIGTERM stop the daemon; SIGHUP is logged and ignored (no reload yet).
 )";

@@ -4,12 +4,15 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
+#include <span>
 #include <string>
 #include <string_view>
 
 #include "proxy/command_line_help.hpp"
+#include "proxy/config/config_reference.hpp"
 #include "proxy/config/loader.hpp"
 #include "proxy/daemon.hpp"
+#include "proxy/import_pgbouncer_command.hpp"
 
 #ifndef SLUICE_VERSION
 #define SLUICE_VERSION "0.0.0"
@@ -26,9 +29,33 @@ std::shared_ptr<spdlog::logger> make_logger(const std::string& level) {
   return log;
 }
 
+// `sluice config-reference [--man]`: the key table as Markdown or as sluice.yaml(5).
+int config_reference_command(std::span<char* const> args) {
+  bool man = false;
+  for (const std::string_view arg : args) {
+    if (arg == "--man") {
+      man = true;
+    } else {
+      fmt::print(stderr, "sluice config-reference: unknown argument \"{}\"\n\n{}", arg,
+                 sluice::proxy::usage_text());
+      return 2;
+    }
+  }
+  fmt::print("{}", man ? sluice::config::config_reference_man(SLUICE_VERSION)
+                       : sluice::config::config_reference_markdown());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Commands come first on the line; everything else is the daemon's options.
+  if (argc >= 2) {
+    const std::string_view command = argv[1];
+    const std::span<char* const> rest(argv + 2, static_cast<std::size_t>(argc - 2));
+    if (command == "config-reference") return config_reference_command(rest);
+    if (command == "import-pgbouncer") return sluice::proxy::import_pgbouncer_command(rest);
+  }
   std::string config_path;
   bool check_only = false;
   for (int i = 1; i < argc; ++i) {

@@ -18,6 +18,11 @@ PACKAGES=(
   python3-asyncpg python3-sqlalchemy python3-psycopg python3-psycopg2 python3-django
   php-cli php-pgsql ruby ruby-pg ruby-activerecord
   libpostgresql-jdbc-java default-jdk-headless nodejs npm
+  # packaging tests (tests/packaging): YAML and the Kubernetes API's models for the manifests;
+  # the Debian package's build tools (debian/control's Build-Depends beyond the above), lintian,
+  # man (renders its pages), systemd-analyze (verifies its unit) and adduser (its postinst)
+  python3-yaml python3-kubernetes
+  debhelper dpkg-dev lintian man-db systemd adduser
   # benchmarking and process tools
   hyperfine procps
 )

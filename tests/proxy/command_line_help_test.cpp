@@ -2,6 +2,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <fstream>
+#include <regex>
+#include <sstream>
 #include <string>
 
 #include "proxy/config/key_table.hpp"
@@ -32,6 +35,26 @@ TEST_CASE("the usage shown with a command-line error is short", "[proxy][help]")
   const std::string_view usage = usage_text();
   CHECK(usage.find("--check") != std::string_view::npos);
   CHECK(usage.find("pool.size") == std::string_view::npos);
+}
+
+TEST_CASE("sluice(8) names every option and command of the usage", "[proxy][help]") {
+  std::ifstream in(std::string(SLUICE_SOURCE_DIR) + "/packaging/man/sluice.8");
+  std::ostringstream man;
+  man << in.rdbuf();
+  REQUIRE_FALSE(man.str().empty());
+  // The man page writes every hyphen of an option or command as \-.
+  const auto troff = [](std::string word) {
+    return std::regex_replace(word, std::regex("-"), "\\-");
+  };
+  const std::string usage(usage_text());
+  const std::regex word(R"((--?[a-z][a-z-]*)|\b(config-reference|import-pgbouncer)\b)");
+  int seen = 0;
+  for (auto it = std::sregex_iterator(usage.begin(), usage.end(), word);
+       it != std::sregex_iterator(); ++it, ++seen) {
+    CAPTURE(it->str());
+    CHECK(man.str().find(troff(it->str())) != std::string::npos);
+  }
+  CHECK(seen >= 8);
 }
 
 }  // namespace sluice::proxy
