@@ -9,6 +9,7 @@
 // client's, and relay until the release policy hands the server back.
 //
 // Threads: the session runs on its own strand; everything here is touched only from it.
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <memory>
@@ -27,8 +28,10 @@
 #include "proxy/asio.hpp"
 #include "proxy/byte_buffer.hpp"
 #include "proxy/cancel_directory.hpp"
+#include "proxy/client_directory.hpp"
 #include "proxy/config/settings.hpp"
 #include "proxy/credentials.hpp"
+#include "proxy/daemon_counters.hpp"
 #include "proxy/pool_registry.hpp"
 #include "proxy/shared_statement_registry.hpp"
 
@@ -41,8 +44,13 @@ struct daemon_context {
   pool_registry& pools;
   cancel_directory& cancels;
   shared_statement_registry& statements;
+  client_directory& directory;  // every session, for SHOW CLIENTS
+  daemon_counters& counters;    // failed logins, errors sent
   std::shared_ptr<spdlog::logger> log;
   std::atomic<std::uint32_t> clients{0};  // sessions alive, for max_clients
+  // Set once the daemon drains (not implemented yet: the drain that will set it is another
+  // change); /readyz then answers 503 so load balancers stop sending new clients.
+  std::atomic<bool> draining{false};
 };
 
 class client_session : public std::enable_shared_from_this<client_session> {
@@ -86,7 +94,13 @@ class client_session : public std::enable_shared_from_this<client_session> {
   // Holds the server while a cancel for this client is still being delivered.
   awaitable<void> wait_for_cancels();
   awaitable<bool> lease_server();
-  void give_back_server(bool reusable, std::string_view why);
+  void give_back_server(bool reusable, std::string_view why,
+                        pool::server_close_reason reason = pool::server_close_reason::error);
+  // Statistics: a lease's counts, and the prepared-statement counts, into the pool's counters.
+  void add_lease_counters(const pool::lease_counters& counted);
+  void flush_statement_counters();
+  // After a failed login: why, for sluice_client_login_failures_total.
+  void count_login_failure(bool timed_out);
   // Transaction mode with a statement cache: named prepared statements are renamed per server.
   bool statements_enabled() const;
   pool::intern_function intern_function() const;
@@ -120,7 +134,9 @@ class client_session : public std::enable_shared_from_this<client_session> {
   pool::client_statement_map statements_;       // this client's prepared statement names
   pool::statement_counters statement_counters_;
   bool logged_in_ = false;
-  bool admin_ = false;  // logged in to the admin console
+  bool admin_ = false;                   // logged in to the admin console
+  client_status status_;                 // what SHOW CLIENTS reads (see client_directory)
+  std::array<char, 5> last_sqlstate_{};  // of the last error fail() sent
   std::string end_reason_ = "client closed the connection";
 };
 

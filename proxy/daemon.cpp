@@ -63,7 +63,10 @@ int run_daemon(const config::settings& settings, std::shared_ptr<spdlog::logger>
   pool_registry pools(workers, settings, credentials, log);
   cancel_directory cancels;
   shared_statement_registry statements;
-  daemon_context context{settings, credentials, pools, cancels, statements, log};
+  client_directory directory;
+  daemon_counters counters;
+  daemon_context context{settings,   credentials, pools,    cancels,
+                         statements, directory,   counters, log};
 
   tcp::acceptor acceptor(io);
   try {
