@@ -260,7 +260,7 @@ awaitable<bool> client_session::log_in() {
       co_return false;
   }
 
-  if (database_ == admin_database && !settings.find_database(admin_database)) {
+  if (is_admin_database(settings, database_)) {
     std::string ok;
     protocol::append_authentication_ok(ok);
     if (co_await write_all(socket_, ok)) co_return false;
@@ -838,6 +838,8 @@ awaitable<client_session::idle_read> client_session::read_idle_client_until(
 
 awaitable<void> client_session::serve_admin() {
   constexpr std::uint32_t max_admin_message = 64 * 1024;
+  admin_console console(console_access_of(context_.settings, user_),
+                        [this] { return take_snapshot(context_); });
   for (;;) {
     auto read = co_await read_message(socket_, in_, read_kind::typed, max_admin_message);
     if (read.error) co_return;
@@ -845,23 +847,13 @@ awaitable<void> client_session::serve_admin() {
       co_await fail("08P01", "invalid message length");
       co_return;
     }
-    const auto message = read.message;
-    if (message.type == protocol::frontend_type::terminate) {
+    if (read.message.type == protocol::frontend_type::terminate) {
       end_reason_ = "client sent Terminate";
       co_return;
     }
-    if (message.type != protocol::frontend_type::query) {
-      co_await fail("0A000", "the sluice admin console speaks only the simple query protocol");
-      co_return;
-    }
-    auto query = protocol::decode_query(message.body);
-    const std::string sql = query ? std::string(query->sql) : std::string();
-    in_.consume(message.wire.size());
-
-    const auto snapshot =
-        take_snapshot(context_.pools, context_.statements, context_.clients.load(),
-                      worker_count(context_.settings.workers));
-    if (co_await write_all(socket_, answer_admin_query(sql, snapshot))) co_return;
+    auto reply = console.answer(read.message);
+    in_.consume(read.message.wire.size());
+    if (!reply.empty() && co_await write_all(socket_, reply)) co_return;
   }
 }
 

@@ -106,7 +106,7 @@ int run_daemon(const config::settings& settings, std::shared_ptr<spdlog::logger>
         io,
         serve_metrics(
             metrics,
-            [&] { return take_snapshot(pools, statements, context.clients.load(), threads); }, log),
+            [&] { return take_snapshot(context); }, log),
         asio::detached);
   }
   pools.warm_up();

@@ -70,7 +70,7 @@ awaitable<void> answer(stream_socket socket, std::function<admin_snapshot()> sna
 std::string render_metrics(const admin_snapshot& snapshot) {
   std::string out;
   out += "# HELP sluice_clients Client connections open.\n# TYPE sluice_clients gauge\n";
-  out += fmt::format("sluice_clients {}\n", snapshot.clients);
+  out += fmt::format("sluice_clients {}\n", snapshot.clients_open);
   out +=
       "# HELP sluice_prepared_statements Distinct prepared statements in the registry.\n"
       "# TYPE sluice_prepared_statements gauge\n";
@@ -79,24 +79,24 @@ std::string render_metrics(const admin_snapshot& snapshot) {
       "# HELP sluice_pool_servers Server connections per pool, by state.\n"
       "# TYPE sluice_pool_servers gauge\n";
   for (const auto& pool : snapshot.pools) {
-    const auto name = label(pool.name);
-    out += fmt::format("sluice_pool_servers{{pool=\"{}\",state=\"idle\"}} {}\n", name,
-                       pool.stats.idle);
-    out += fmt::format("sluice_pool_servers{{pool=\"{}\",state=\"active\"}} {}\n", name,
-                       pool.stats.active);
-    out += fmt::format("sluice_pool_servers{{pool=\"{}\",state=\"connecting\"}} {}\n", name,
-                       pool.stats.connecting);
+    const auto labels =
+        fmt::format("database=\"{}\",user=\"{}\"", label(pool.database), label(pool.user));
+    out += fmt::format("sluice_pool_servers{{{},state=\"idle\"}} {}\n", labels, pool.servers.idle);
+    out +=
+        fmt::format("sluice_pool_servers{{{},state=\"active\"}} {}\n", labels, pool.servers.active);
+    out += fmt::format("sluice_pool_servers{{{},state=\"connecting\"}} {}\n", labels,
+                       pool.servers.connecting);
   }
   out +=
       "# HELP sluice_pool_waiting_clients Clients waiting for a server, per pool.\n"
       "# TYPE sluice_pool_waiting_clients gauge\n";
   for (const auto& pool : snapshot.pools)
-    out += fmt::format("sluice_pool_waiting_clients{{pool=\"{}\"}} {}\n", label(pool.name),
-                       pool.stats.waiting);
+    out += fmt::format("sluice_pool_waiting_clients{{database=\"{}\",user=\"{}\"}} {}\n",
+                       label(pool.database), label(pool.user), pool.servers.waiting);
   out += "# HELP sluice_pool_size The pool's size setting.\n# TYPE sluice_pool_size gauge\n";
   for (const auto& pool : snapshot.pools)
-    out +=
-        fmt::format("sluice_pool_size{{pool=\"{}\"}} {}\n", label(pool.name), pool.settings.size);
+    out += fmt::format("sluice_pool_size{{database=\"{}\",user=\"{}\"}} {}\n", label(pool.database),
+                       label(pool.user), pool.settings.size);
   return out;
 }
 

@@ -9,7 +9,7 @@
 
 #include <spdlog/logger.h>
 
-#include "proxy/admin_console.hpp"
+#include "proxy/admin_snapshot.hpp"
 #include "proxy/asio.hpp"
 
 namespace sluice::proxy {
