@@ -89,35 +89,39 @@ void add_totals_cells(std::vector<cell>& row, const pool::pool_totals& t) {
 }
 
 result_table show_stats(const admin_snapshot& snapshot) {
-  auto table = make_table("sNNNNNNNNNNNNNNNNNNNNNNNN", {"database",
-                                                        "total_server_assignment_count",
-                                                        "total_xact_count",
-                                                        "total_query_count",
-                                                        "total_received",
-                                                        "total_sent",
-                                                        "total_xact_time",
-                                                        "total_query_time",
-                                                        "total_wait_time",
-                                                        "total_client_parse_count",
-                                                        "total_server_parse_count",
-                                                        "total_bind_count",
-                                                        "total_client_login_count",
-                                                        "avg_server_assignment_count",
-                                                        "avg_xact_count",
-                                                        "avg_query_count",
-                                                        "avg_recv",
-                                                        "avg_sent",
-                                                        "avg_xact_time",
-                                                        "avg_query_time",
-                                                        "avg_wait_time",
-                                                        "avg_client_parse_count",
-                                                        "avg_server_parse_count",
-                                                        "avg_bind_count",
-                                                        "avg_client_login_count"});
+  auto table = make_table("sNNNNNNNNNNNNNNNNNNNNNNNNN", {"database",
+                                                         "total_server_assignment_count",
+                                                         "total_xact_count",
+                                                         "total_query_count",
+                                                         "total_received",
+                                                         "total_sent",
+                                                         "total_xact_time",
+                                                         "total_query_time",
+                                                         "total_wait_time",
+                                                         "total_client_parse_count",
+                                                         "total_server_parse_count",
+                                                         "total_bind_count",
+                                                         "total_client_login_count",
+                                                         "avg_server_assignment_count",
+                                                         "avg_xact_count",
+                                                         "avg_query_count",
+                                                         "avg_recv",
+                                                         "avg_sent",
+                                                         "avg_xact_time",
+                                                         "avg_query_time",
+                                                         "avg_wait_time",
+                                                         "avg_client_parse_count",
+                                                         "avg_server_parse_count",
+                                                         "avg_bind_count",
+                                                         "avg_client_login_count",
+                                                         "total_requests"});
+  // total_requests is PgBouncer 1.7's name for total_query_count, after PgBouncer's own columns:
+  // Debian's prometheus-pgbouncer-exporter (1.7) still reads it, and fails without it.
   for (const auto& [database, totals] : totals_by_database(snapshot)) {
     std::vector<cell> row{text(database)};
     add_totals_cells(row, totals.current);
     add_totals_cells(row, averages_of(totals));
+    row.push_back(num(totals.current.queries));
     table.rows.push_back(std::move(row));
   }
   return table;
@@ -272,11 +276,13 @@ result_table show_servers(const admin_snapshot& snapshot) {
 
 result_table show_databases(const admin_snapshot& snapshot) {
   auto table =
-      make_table("ssissiiiissiiiiii",
+      make_table("ssissiiiissiiiiiii",
                  {"name", "host", "port", "database", "force_user", "pool_size", "min_pool_size",
                   "reserve_pool_size", "server_lifetime", "pool_mode", "load_balance_hosts",
                   "max_connections", "current_connections", "max_client_connections",
-                  "current_client_connections", "paused", "disabled"});
+                  "current_client_connections", "paused", "disabled", "reserve_pool"});
+  // reserve_pool is PgBouncer 1.7's name for reserve_pool_size, after PgBouncer's own columns,
+  // for Debian's prometheus-pgbouncer-exporter (1.7) as total_requests in SHOW STATS.
   if (!snapshot.settings) return table;
   for (const auto& db : snapshot.settings->databases) {
     std::uint32_t servers = 0;
@@ -290,13 +296,13 @@ result_table show_databases(const admin_snapshot& snapshot) {
     const bool disabled =
         std::find(snapshot.disabled_databases.begin(), snapshot.disabled_databases.end(),
                   db.name) != snapshot.disabled_databases.end();
-    table.rows.push_back({text(db.name), text(db.server.host), num(db.server.port),
-                          text(db.server.dbname.empty() ? db.name : db.server.dbname),
-                          db.server.user.empty() ? std::nullopt : text(db.server.user),
-                          num(db.pool.size), num(db.pool.min_size), num(db.pool.overflow),
-                          num(whole_seconds(db.pool.recycle)), text(mode_name(db.pool.mode)),
-                          std::nullopt, num(0), num(servers), num(0), num(clients),
-                          num(paused || snapshot.paused ? 1 : 0), num(disabled ? 1 : 0)});
+    table.rows.push_back(
+        {text(db.name), text(db.server.host), num(db.server.port),
+         text(db.server.dbname.empty() ? db.name : db.server.dbname),
+         db.server.user.empty() ? std::nullopt : text(db.server.user), num(db.pool.size),
+         num(db.pool.min_size), num(db.pool.overflow), num(whole_seconds(db.pool.recycle)),
+         text(mode_name(db.pool.mode)), std::nullopt, num(0), num(servers), num(0), num(clients),
+         num(paused || snapshot.paused ? 1 : 0), num(disabled ? 1 : 0), num(db.pool.overflow)});
   }
   return table;
 }

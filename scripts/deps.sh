@@ -18,6 +18,8 @@ PACKAGES=(
   python3-asyncpg python3-sqlalchemy python3-psycopg python3-psycopg2 python3-django
   php-cli php-pgsql ruby ruby-pg ruby-activerecord
   libpostgresql-jdbc-java default-jdk-headless nodejs npm
+  # the exporter the console is tested with (tests/integration/test_pgbouncer_exporters.py)
+  prometheus-pgbouncer-exporter
   # benchmarking and process tools
   hyperfine procps
 )
