@@ -2,13 +2,10 @@
 admin_users and stats_users (nobody else, after authenticating: 42501), with pool counts
 that follow what the pool does, and refuses what it does not know."""
 
-import urllib.error
-import urllib.request
-
 import harness
 import pgwire
 import harness
-from harness import ProxyTestCase, free_port
+from harness import ProxyTestCase
 from pgwire import AUTH_OK, AUTH_SASL, AUTH_SASL_CONTINUE, AUTH_SASL_FINAL
 
 
@@ -119,32 +116,6 @@ class AdminConsoleTest(ProxyTestCase):
         r = self.client_psql(sluice, "SHOW POOLS", database="sluice", check=False)
         self.assertEqual(r.returncode, 2, r.stdout)
         self.assertIn("not allowed", r.stderr)
-
-
-class MetricsTest(ProxyTestCase):
-    def test_metrics_follow_the_pool(self):
-        metrics_port = free_port()
-        sluice = self.launch_sluice(pool_mode="transaction", listen={"metrics_port": metrics_port})
-        try:
-            self.assertEqual(self.client_psql(sluice, "SELECT 1").stdout.strip(), "1")
-            url = f"http://127.0.0.1:{metrics_port}/metrics"
-            with urllib.request.urlopen(url, timeout=5) as response:
-                self.assertEqual(response.status, 200)
-                text = response.read().decode()
-            pool = f'database="postgres",user="{self.client_user}"'
-            self.assertIn("# TYPE sluice_pool_servers gauge", text)
-            idle = [line for line in text.splitlines()
-                    if line.startswith("sluice_pool_servers{") and pool in line
-                    and 'state="idle"' in line]
-            self.assertEqual(len(idle), 1, text)
-            self.assertGreaterEqual(int(idle[0].rsplit(" ", 1)[1]), 1)
-            self.assertIn(f"sluice_pool_size{{{pool}}} 10", text)
-            self.assertNotIn(self.client_password, text)
-            with self.assertRaises(urllib.error.HTTPError) as cm:
-                urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/", timeout=5)
-            self.assertEqual(cm.exception.code, 404)
-        finally:
-            sluice.stop()
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@
 #include "protocol/frontend_messages.hpp"
 #include "proxy/admin_console.hpp"
 #include "proxy/admin_tables.hpp"
-#include "proxy/metrics_endpoint.hpp"
+#include "proxy/metrics_text.hpp"
 
 namespace {
 
