@@ -33,11 +33,39 @@ std::string normalize(std::string_view sql) {
 
 // What one statement asks for.
 struct console_request {
-  enum class kind { empty, show, help, unknown } what = kind::unknown;
-  std::string table;  // for show: "POOLS"
+  enum class kind { empty, show, help, command, unknown } what = kind::unknown;
+  std::string table;                    // for show: "POOLS"; for command: the verb, "PAUSE"
+  std::optional<std::string> argument;  // for command: its database or id, as written
 };
 
+constexpr std::string_view commands[] = {"PAUSE",  "RESUME",      "DISABLE",    "ENABLE",
+                                         "RELOAD", "SHUTDOWN",    "SUSPEND",    "RECONNECT",
+                                         "KILL",   "KILL_CLIENT", "WAIT_CLOSE", "SET"};
+
+// "PAUSE app" -> {"PAUSE", "app"}: the verb upper case, the argument as written (database
+// names are case-sensitive), quotes removed as PgBouncer does.
+std::optional<console_request> classify_command(std::string_view sql) {
+  const auto normalized = normalize(sql);
+  const auto verb = normalized.substr(0, normalized.find(' '));
+  if (std::find(std::begin(commands), std::end(commands), verb) == std::end(commands))
+    return std::nullopt;
+  console_request request{console_request::kind::command, verb, std::nullopt};
+  auto rest = sql.substr(0, sql.find(';'));
+  while (!rest.empty() && std::isspace(static_cast<unsigned char>(rest.front())))
+    rest.remove_prefix(1);
+  rest.remove_prefix(std::min(rest.size(), verb.size()));
+  while (!rest.empty() && std::isspace(static_cast<unsigned char>(rest.front())))
+    rest.remove_prefix(1);
+  while (!rest.empty() && std::isspace(static_cast<unsigned char>(rest.back())))
+    rest.remove_suffix(1);
+  if (rest.size() >= 2 && rest.front() == '"' && rest.back() == '"')
+    rest = rest.substr(1, rest.size() - 2);
+  if (!rest.empty()) request.argument = std::string(rest);
+  return request;
+}
+
 console_request classify(std::string_view sql) {
+  if (auto command = classify_command(sql)) return *command;
   const auto command = normalize(sql);
   if (command.empty()) return {console_request::kind::empty, {}};
   for (std::string_view verb : {"SHOW", "SELECT"}) {
@@ -177,8 +205,40 @@ console_access console_access_of(const config::settings& settings, std::string_v
   return console_access::none;
 }
 
-admin_console::admin_console(console_access access, snapshot_source snapshot)
-    : access_(access), snapshot_(std::move(snapshot)) {}
+admin_console::admin_console(console_access access, snapshot_source snapshot,
+                             console_controls* controls)
+    : access_(access), snapshot_(std::move(snapshot)), controls_(controls) {}
+
+void admin_console::run_command(std::string_view verb, const std::optional<std::string>& argument,
+                                std::string& out) {
+  if (access_ != console_access::admin)
+    return append_error(out, "42501",
+                        fmt::format("permission denied: only admin_users may run {}", verb));
+  const bool changes_pauses =
+      verb == "PAUSE" || verb == "RESUME" || verb == "DISABLE" || verb == "ENABLE";
+  if (!changes_pauses || !controls_)
+    return append_error(
+        out, "0A000",
+        fmt::format("{} is not supported yet by sluice (see the README's admin console)", verb));
+  if ((verb == "DISABLE" || verb == "ENABLE") && !argument)
+    return append_error(out, "42601", fmt::format("{} needs a database name", verb));
+  if (argument) {
+    const auto snapshot = snapshot_();
+    if (snapshot.settings && !snapshot.settings->find_database(*argument))
+      return append_error(out, "3D000", fmt::format("database \"{}\" does not exist", *argument));
+  }
+  if (verb == "PAUSE") {
+    controls_->pause(argument);
+    release_wait_ = release_wait{argument};
+  } else if (verb == "RESUME") {
+    controls_->resume(argument);
+  } else if (verb == "DISABLE") {
+    controls_->disable(*argument);
+  } else {
+    controls_->enable(*argument);
+  }
+  protocol::append_command_complete(out, verb);
+}
 
 std::string admin_console::answer(const protocol::message_view& message) {
   std::string out;
@@ -202,6 +262,8 @@ void admin_console::answer_query(std::string_view sql, std::string& out) {
     protocol::append_empty_query_response(out);
     return;
   }
+  if (request.what == console_request::kind::command)
+    return run_command(request.table, request.argument, out);
   if (auto table = table_for(request, snapshot_, out)) {
     append_description(out, *table, {});
     append_rows(out, *table, {});

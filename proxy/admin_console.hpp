@@ -15,17 +15,24 @@
 // extended protocol, messages are skipped until Sync (protocol docs, 55.2.3).
 //
 // Commands: SHOW <table> (see admin_tables.hpp), and SELECT <table> meaning the same, as in
-// PgBouncer. Anything else is 42601.
+// PgBouncer; for admin_users only (stats_users get 42501): PAUSE [db], RESUME [db], DISABLE db,
+// ENABLE db (see console_controls.hpp). PAUSE answers once the paused pools have no leased
+// server: the session waits for that (take_release_wait) before it writes the reply. RELOAD,
+// SHUTDOWN, SUSPEND, RECONNECT, KILL, KILL_CLIENT, WAIT_CLOSE and SET answer 0A000: not
+// supported yet. Anything else is 42601.
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "protocol/framing.hpp"
 #include "proxy/admin_snapshot.hpp"
 #include "proxy/config/settings.hpp"
+#include "proxy/console_controls.hpp"
 
 namespace sluice::proxy {
 
@@ -51,10 +58,18 @@ inline constexpr std::string_view console_refusal =
 class admin_console {
  public:
   using snapshot_source = std::function<admin_snapshot()>;
-  admin_console(console_access access, snapshot_source snapshot);
+  // `controls` null: the commands that change something answer 0A000 (unit tests).
+  admin_console(console_access access, snapshot_source snapshot,
+                console_controls* controls = nullptr);
 
   // The reply to one complete frontend message (Terminate excluded: the session closes).
   std::string answer(const protocol::message_view& message);
+
+  // After a PAUSE: the reply must wait until these pools lease no server.
+  struct release_wait {
+    std::optional<std::string> database;  // nullopt: every pool
+  };
+  std::optional<release_wait> take_release_wait() { return std::exchange(release_wait_, {}); }
 
  private:
   struct portal {
@@ -65,8 +80,13 @@ class admin_console {
   void answer_extended(const protocol::message_view& message, std::string& out);
   void fail_extended(std::string& out, std::string_view sqlstate, std::string_view text);
 
+  void run_command(std::string_view verb, const std::optional<std::string>& argument,
+                   std::string& out);
+
   console_access access_;
   snapshot_source snapshot_;
+  console_controls* controls_;
+  std::optional<release_wait> release_wait_;
   std::map<std::string, std::string, std::less<>> statements_;  // name -> SQL
   std::map<std::string, portal, std::less<>> portals_;
   bool skipping_to_sync_ = false;  // an extended-protocol error happened

@@ -30,6 +30,10 @@ admin_snapshot take_snapshot(daemon_context& context) {
   out.workers = worker_count(context.settings.workers);
   out.draining = context.draining.load(std::memory_order_relaxed);
   out.prepared_statements = context.statements.size();
+  auto controls = context.controls.load();
+  out.paused = controls.all_paused;
+  out.paused_databases = std::move(controls.paused);
+  out.disabled_databases = std::move(controls.disabled);
 
   const auto pools = context.pools.all();
   std::map<const server_pool*, std::size_t> row_of;

@@ -16,6 +16,7 @@
 #include "proxy/admin_console.hpp"
 #include "proxy/client_auth.hpp"
 #include "proxy/message_io.hpp"
+#include "proxy/pause_waits.hpp"
 #include "proxy/relay.hpp"
 #include "proxy/startup_options.hpp"
 #include "proxy/worker_set.hpp"
@@ -293,6 +294,11 @@ awaitable<bool> client_session::log_in() {
     }
     co_return false;
   }
+  if (context_.controls.disabled(database_)) {  // the console's DISABLE
+    co_await fail("55000", fmt::format("database \"{}\" is not currently accepting connections",
+                                       database_));
+    co_return false;
+  }
   auto lookup = context_.pools.get(*database_settings_, user_);
   if (!lookup.pool) {
     co_await fail("08004", lookup.problem);
@@ -380,6 +386,7 @@ awaitable<bool> client_session::lease_server() {
     status_.request_since.store(asked.time_since_epoch().count(), relaxed);
     status_.now.store(client_status::state::waiting, relaxed);
   }
+  co_await wait_while_paused(context_.controls, database_);
   auto lease = co_await pool_->acquire();
   if (lease.why != lease_result::failure::none && logged_in_)
     status_.now.store(client_status::state::idle, relaxed);
@@ -839,7 +846,7 @@ awaitable<client_session::idle_read> client_session::read_idle_client_until(
 awaitable<void> client_session::serve_admin() {
   constexpr std::uint32_t max_admin_message = 64 * 1024;
   admin_console console(console_access_of(context_.settings, user_),
-                        [this] { return take_snapshot(context_); });
+                        [this] { return take_snapshot(context_); }, &context_.controls);
   for (;;) {
     auto read = co_await read_message(socket_, in_, read_kind::typed, max_admin_message);
     if (read.error) co_return;
@@ -853,6 +860,7 @@ awaitable<void> client_session::serve_admin() {
     }
     auto reply = console.answer(read.message);
     in_.consume(read.message.wire.size());
+    if (auto wait = console.take_release_wait()) co_await wait_until_released(context_.pools, wait->database);
     if (!reply.empty() && co_await write_all(socket_, reply)) co_return;
   }
 }

@@ -10,6 +10,7 @@
 #include "proxy/cancel_directory.hpp"
 #include "proxy/client_directory.hpp"
 #include "proxy/config/settings.hpp"
+#include "proxy/console_controls.hpp"
 #include "proxy/credentials.hpp"
 #include "proxy/daemon_counters.hpp"
 #include "proxy/pool_registry.hpp"
@@ -26,6 +27,7 @@ struct daemon_context {
   shared_statement_registry& statements;
   client_directory& directory;  // every session, for SHOW CLIENTS
   daemon_counters& counters;    // failed logins, errors sent
+  console_controls& controls;   // PAUSE, DISABLE and their opposites
   std::shared_ptr<spdlog::logger> log;
   std::atomic<std::uint32_t> clients{0};  // sessions alive, for max_clients
   // Set once the daemon drains (not implemented yet: the drain that will set it is another

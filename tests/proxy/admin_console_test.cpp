@@ -202,3 +202,35 @@ TEST_CASE("admin console: only admin_users and stats_users get in", "[proxy][adm
   CHECK(console_access_of(settings, "Root") == console_access::none);  // exact, as PostgreSQL
   CHECK(console_access_of(settings, "") == console_access::none);
 }
+
+TEST_CASE("admin console: commands change the controls, for admin_users only", "[proxy][admin]") {
+  sluice::proxy::console_controls controls;
+  const auto snapshot = sample();
+  admin_console admin(
+      console_access::admin, [snapshot] { return snapshot; }, &controls);
+  admin_console stats(
+      console_access::stats, [snapshot] { return snapshot; }, &controls);
+
+  CHECK(types(answer(stats, frontend('Q', cstr("PAUSE app")))) == "EZ");
+  CHECK_FALSE(controls.paused("app"));
+
+  CHECK(types(answer(admin, frontend('Q', cstr("pause app;")))) == "CZ");
+  CHECK(controls.paused("app"));
+  const auto wait = admin.take_release_wait();
+  REQUIRE(wait);
+  CHECK(wait->database == "app");
+  CHECK_FALSE(admin.take_release_wait());  // taken once
+
+  CHECK(types(answer(admin, frontend('Q', cstr("RESUME")))) == "CZ");
+  CHECK_FALSE(controls.paused("app"));
+  CHECK(types(answer(admin, frontend('Q', cstr("DISABLE app")))) == "CZ");
+  CHECK(controls.disabled("app"));
+  CHECK(types(answer(admin, frontend('Q', cstr("ENABLE \"app\"")))) == "CZ");
+  CHECK_FALSE(controls.disabled("app"));
+
+  // An unknown database, a missing argument, and what is not there yet.
+  CHECK(types(answer(admin, frontend('Q', cstr("PAUSE App")))) == "EZ");  // names are exact
+  CHECK(types(answer(admin, frontend('Q', cstr("DISABLE")))) == "EZ");
+  CHECK(types(answer(admin, frontend('Q', cstr("RELOAD")))) == "EZ");
+  CHECK_FALSE(controls.paused("App"));
+}
