@@ -259,6 +259,10 @@ awaitable<void> server_pool::janitor() {
       carry_out(fx);
       if (fx.next_wakeup && *fx.next_wakeup < next) next = *fx.next_wakeup;
     }
+    // PgBouncer's stats_period (60 s by default): SHOW STATS' averages cover the last one or two.
+    constexpr auto stats_period = std::chrono::seconds(60);
+    if (const auto now = pool::clock::now(); now - stats_window().newer_at >= stats_period)
+      roll_stats_window(now);
     janitor_timer_.expires_at(next);
     janitor_due_.store(next.time_since_epoch().count(), std::memory_order_relaxed);
     co_await janitor_timer_.async_wait(use_nothrow);
