@@ -206,16 +206,26 @@ console_access console_access_of(const config::settings& settings, std::string_v
 }
 
 admin_console::admin_console(console_access access, snapshot_source snapshot,
-                             console_controls* controls)
-    : access_(access), snapshot_(std::move(snapshot)), controls_(controls) {}
+                             console_controls* controls, client_directory* directory)
+    : access_(access), snapshot_(std::move(snapshot)), controls_(controls), directory_(directory) {}
 
 void admin_console::run_command(std::string_view verb, const std::optional<std::string>& argument,
                                 std::string& out) {
   if (access_ != console_access::admin)
     return append_error(out, "42501",
                         fmt::format("permission denied: only admin_users may run {}", verb));
-  const bool changes_pauses =
-      verb == "PAUSE" || verb == "RESUME" || verb == "DISABLE" || verb == "ENABLE";
+  if (verb == "KILL_CLIENT" && directory_) {
+    std::uint64_t id = 0;
+    const bool number = argument && !argument->empty() &&
+                        std::all_of(argument->begin(), argument->end(),
+                                    [](char c) { return c >= '0' && c <= '9'; });
+    if (number) id = std::stoull(*argument);
+    if (!number || directory_->close_client(id) == 0)
+      return append_error(out, "42704", fmt::format("no client with id {}", argument.value_or("")));
+    return protocol::append_command_complete(out, verb);
+  }
+  const bool changes_pauses = verb == "PAUSE" || verb == "RESUME" || verb == "DISABLE" ||
+                              verb == "ENABLE" || (verb == "KILL" && directory_);
   if (!changes_pauses || !controls_)
     return append_error(
         out, "0A000",
@@ -230,6 +240,10 @@ void admin_console::run_command(std::string_view verb, const std::optional<std::
   if (verb == "PAUSE") {
     controls_->pause(argument);
     release_wait_ = release_wait{argument};
+  } else if (verb == "KILL") {
+    // As PgBouncer: the database stays paused, so new clients wait until RESUME.
+    controls_->pause(argument);
+    directory_->close_clients_of(argument);
   } else if (verb == "RESUME") {
     controls_->resume(argument);
   } else if (verb == "DISABLE") {

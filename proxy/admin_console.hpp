@@ -16,10 +16,11 @@
 //
 // Commands: SHOW <table> (see admin_tables.hpp), and SELECT <table> meaning the same, as in
 // PgBouncer; for admin_users only (stats_users get 42501): PAUSE [db], RESUME [db], DISABLE db,
-// ENABLE db (see console_controls.hpp). PAUSE answers once the paused pools have no leased
-// server: the session waits for that (take_release_wait) before it writes the reply. RELOAD,
-// SHUTDOWN, SUSPEND, RECONNECT, KILL, KILL_CLIENT, WAIT_CLOSE and SET answer 0A000: not
-// supported yet. Anything else is 42601.
+// ENABLE db (see console_controls.hpp), KILL_CLIENT id (closes that client) and KILL [db]
+// (pauses db and closes its clients, as PgBouncer: new clients wait until RESUME). PAUSE answers
+// once the paused pools have no leased server: the session waits for that (take_release_wait)
+// before it writes the reply. RELOAD, SHUTDOWN, SUSPEND, RECONNECT, WAIT_CLOSE and SET answer
+// 0A000: not supported yet. Anything else is 42601.
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -31,6 +32,7 @@
 
 #include "protocol/framing.hpp"
 #include "proxy/admin_snapshot.hpp"
+#include "proxy/client_directory.hpp"
 #include "proxy/config/settings.hpp"
 #include "proxy/console_controls.hpp"
 
@@ -60,7 +62,7 @@ class admin_console {
   using snapshot_source = std::function<admin_snapshot()>;
   // `controls` null: the commands that change something answer 0A000 (unit tests).
   admin_console(console_access access, snapshot_source snapshot,
-                console_controls* controls = nullptr);
+                console_controls* controls = nullptr, client_directory* directory = nullptr);
 
   // The reply to one complete frontend message (Terminate excluded: the session closes).
   std::string answer(const protocol::message_view& message);
@@ -86,6 +88,7 @@ class admin_console {
   console_access access_;
   snapshot_source snapshot_;
   console_controls* controls_;
+  client_directory* directory_;
   std::optional<release_wait> release_wait_;
   std::map<std::string, std::string, std::less<>> statements_;  // name -> SQL
   std::map<std::string, portal, std::less<>> portals_;

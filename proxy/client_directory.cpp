@@ -29,6 +29,35 @@ void client_directory::remove(client_status& status) {
   status.prev_ = status.next_ = nullptr;
 }
 
+void client_directory::set_closer(client_status& status, std::function<void()> closer) {
+  std::lock_guard lock(mutex_);
+  status.closer_ = std::move(closer);
+}
+
+std::size_t client_directory::close_client(std::uint64_t id) {
+  std::lock_guard lock(mutex_);
+  for (auto* s = head_; s; s = s->next_) {
+    if (s->id != id || !s->closer_) continue;
+    s->closer_();
+    return 1;
+  }
+  return 0;
+}
+
+std::size_t client_directory::close_clients_of(const std::optional<std::string>& database) {
+  std::lock_guard lock(mutex_);
+  std::size_t closed = 0;
+  for (auto* s = head_; s; s = s->next_) {
+    // The login fields are read only once logged_in is seen (see above); the console's own
+    // sessions have no pool and are never closed here.
+    if (!s->closer_ || !s->logged_in.load(std::memory_order_acquire) || !s->pool) continue;
+    if (database && s->database != *database) continue;
+    s->closer_();
+    ++closed;
+  }
+  return closed;
+}
+
 std::vector<client_directory::client_view> client_directory::clients() const {
   constexpr auto relaxed = std::memory_order_relaxed;
   std::vector<client_view> out;

@@ -19,6 +19,9 @@
 #include <string>
 #include <vector>
 
+#include <functional>
+#include <optional>
+
 namespace sluice::proxy {
 
 class server_pool;
@@ -55,6 +58,9 @@ struct client_status {
 
  private:
   friend class client_directory;
+  // Closes the connection from any thread (it posts to the session's executor and holds only a
+  // weak reference); set by set_closer and called by the console's KILL, under the mutex.
+  std::function<void()> closer_;
   client_status* prev_ = nullptr;  // the directory's list, under its mutex
   client_status* next_ = nullptr;
 };
@@ -64,6 +70,12 @@ class client_directory {
   std::uint64_t next_id() { return next_id_.fetch_add(1, std::memory_order_relaxed); }
   void add(client_status& status);
   void remove(client_status& status);
+  void set_closer(client_status& status, std::function<void()> closer);
+
+  // The console's KILL_CLIENT and KILL: close one client, or every logged-in client of a
+  // database (every database: nullopt). They return how many were asked to close.
+  std::size_t close_client(std::uint64_t id);
+  std::size_t close_clients_of(const std::optional<std::string>& database);
 
   // A copy of one entry, as read at one moment.
   struct client_view {

@@ -91,6 +91,17 @@ awaitable<void> client_session::run() {
   log.info("client accepted addr={}", peer_);
   error_code ignored;
   socket_.set_option(tcp::no_delay(true), ignored);
+  // For the console's KILL and KILL_CLIENT: closing the socket ends whatever this session awaits.
+  context_.directory.set_closer(status_,
+                                [weak = weak_from_this(), executor = socket_.get_executor()] {
+                                  asio::post(executor, [weak] {
+                                    if (auto self = weak.lock()) {
+                                      self->end_reason_ = "killed from the admin console";
+                                      error_code ec;
+                                      self->socket_.close(ec);
+                                    }
+                                  });
+                                });
 
   const auto accepted = std::chrono::steady_clock::now();
   const bool proceed = co_await log_in_within_deadline();
@@ -295,8 +306,8 @@ awaitable<bool> client_session::log_in() {
     co_return false;
   }
   if (context_.controls.disabled(database_)) {  // the console's DISABLE
-    co_await fail("55000", fmt::format("database \"{}\" is not currently accepting connections",
-                                       database_));
+    co_await fail("55000",
+                  fmt::format("database \"{}\" is not currently accepting connections", database_));
     co_return false;
   }
   auto lookup = context_.pools.get(*database_settings_, user_);
@@ -845,8 +856,9 @@ awaitable<client_session::idle_read> client_session::read_idle_client_until(
 
 awaitable<void> client_session::serve_admin() {
   constexpr std::uint32_t max_admin_message = 64 * 1024;
-  admin_console console(console_access_of(context_.settings, user_),
-                        [this] { return take_snapshot(context_); }, &context_.controls);
+  admin_console console(
+      console_access_of(context_.settings, user_), [this] { return take_snapshot(context_); },
+      &context_.controls, &context_.directory);
   for (;;) {
     auto read = co_await read_message(socket_, in_, read_kind::typed, max_admin_message);
     if (read.error) co_return;
@@ -860,7 +872,8 @@ awaitable<void> client_session::serve_admin() {
     }
     auto reply = console.answer(read.message);
     in_.consume(read.message.wire.size());
-    if (auto wait = console.take_release_wait()) co_await wait_until_released(context_.pools, wait->database);
+    if (auto wait = console.take_release_wait())
+      co_await wait_until_released(context_.pools, wait->database);
     if (!reply.empty() && co_await write_all(socket_, reply)) co_return;
   }
 }

@@ -1,6 +1,7 @@
 """The console's commands, each shown by its effect on real clients: PAUSE holds a pgbench run
 (no transaction gets through while it waits) and RESUME lets it finish with 0 failures;
-SIGUSR1 and SIGUSR2 do the same; DISABLE refuses new clients (55000) until ENABLE; stats_users
+SIGUSR1 and SIGUSR2 do the same; KILL_CLIENT closes one client and KILL a database's clients
+(then holds new ones until RESUME); DISABLE refuses new clients (55000) until ENABLE; stats_users
 may not run commands (42501); the commands that are not there yet say so (0A000)."""
 
 import signal
@@ -116,6 +117,46 @@ class ConsoleCommandsTest(ProxyTestCase):
                 conn.query("ENABLE postgres")
         self.assertEqual(self.client_psql(self.sluice, "SELECT 1").stdout.strip(), "1")
 
+    def victim(self, name: str) -> tuple[pgwire.Connection, str]:
+        """A client in the middle of a transaction, and its id in SHOW CLIENTS."""
+        conn = self.sluice.connect(self.client_user, self.client_password,
+                                   params={"application_name": name})
+        conn.query("BEGIN")
+        conn.query("SELECT 1")
+        with self.console() as console:
+            ids = [row[20] for row in console.query("SHOW CLIENTS") if row[18] == name]
+        self.assertEqual(len(ids), 1)
+        return conn, ids[0]
+
+    def assert_closed(self, conn: pgwire.Connection) -> None:
+        with self.assertRaises((ConnectionError, pgwire.ProtocolError, OSError)):
+            conn.query("SELECT 2")
+        conn.abort()
+
+    def test_kill_client_closes_that_client_only(self):
+        victim, victim_id = self.victim("victim")
+        bystander, _ = self.victim("bystander")
+        self.addCleanup(bystander.abort)
+        with self.console() as conn:
+            conn.query(f"KILL_CLIENT {victim_id}")
+            with self.assertRaises(pgwire.ServerError) as cm:
+                conn.query("KILL_CLIENT 999999999")
+            self.assertEqual(cm.exception.sqlstate, "42704")
+        self.assert_closed(victim)
+        self.assertEqual(bystander.query("SELECT 3"), [["3"]])
+        self.assert_serving(self.sluice)
+
+    def test_kill_database_closes_its_clients_and_holds_new_ones_until_resume(self):
+        victim, _ = self.victim("killed")
+        with self.console() as conn:
+            conn.query("KILL postgres")
+            try:
+                self.assert_closed(victim)
+                self.assertEqual(self.database_row(conn)[15], "1")  # paused until RESUME
+            finally:
+                conn.query("RESUME postgres")
+        self.assert_serving(self.sluice)
+
     def test_stats_users_may_not_run_commands(self):
         with self.sluice.connect("watcher", self.watcher_password, database="pgbouncer") as conn:
             for command in ("PAUSE", "DISABLE postgres", "RESUME"):
@@ -127,7 +168,7 @@ class ConsoleCommandsTest(ProxyTestCase):
 
     def test_commands_not_there_yet_say_so(self):
         with self.console() as conn:
-            for command in ("RELOAD", "SHUTDOWN", "SHUTDOWN WAIT_FOR_CLIENTS", "KILL postgres"):
+            for command in ("RELOAD", "SHUTDOWN", "SHUTDOWN WAIT_FOR_CLIENTS", "RECONNECT"):
                 with self.subTest(command=command):
                     with self.assertRaises(pgwire.ServerError) as cm:
                         conn.query(command)
