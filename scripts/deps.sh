@@ -18,8 +18,9 @@ PACKAGES=(
   python3-asyncpg python3-sqlalchemy python3-psycopg python3-psycopg2 python3-django
   php-cli php-pgsql ruby ruby-pg ruby-activerecord
   libpostgresql-jdbc-java default-jdk-headless nodejs npm
-  # the exporter the console is tested with (tests/integration/test_pgbouncer_exporters.py)
-  prometheus-pgbouncer-exporter
+  # the exporter the console is tested with (tests/integration/test_pgbouncer_exporters.py),
+  # and what PgBouncer 1.25 builds with, for test_console_columns.py (pgbouncer_peer.py)
+  prometheus-pgbouncer-exporter meson libevent-dev libc-ares-dev
   # benchmarking and process tools
   hyperfine procps
 )

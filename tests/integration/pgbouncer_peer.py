@@ -2,13 +2,17 @@
 admin console with PgBouncer's own (not with a copy of its columns kept in a test).
 
 The binary is the one tests/bench builds from ../shared/anchors/pgbouncer-1.25.2.tar.gz
-(tests/bench/run.sh, or /work/shared/anchors/build.sh OUTDIR), found as
-$SLUICE_PGBOUNCER_125, else $BENCH_PEERS_DIR/pgbouncer-1.25.2/build/pgbouncer (default
-/var/tmp/sluice-peers). Loopback only; trust authentication, since only the console's shape
+(tests/bench/run.sh, or ../shared/anchors/build.sh OUTDIR), found as $SLUICE_PGBOUNCER_125,
+else $BENCH_PEERS_DIR/pgbouncer-1.25.2/build/pgbouncer (default /var/tmp/sluice-peers). When
+it is missing, build_pgbouncer() builds it there from the snapshot the way build.sh does
+(meson and ninja, 2 jobs; scripts/deps.sh installs what that needs). Loopback only; trust authentication, since only the console's shape
 is compared."""
 
 import os
+import shutil
 import subprocess
+import tarfile
+import tempfile
 from pathlib import Path
 
 import harness
@@ -20,6 +24,49 @@ def pgbouncer_binary() -> str | None:
     explicit = os.environ.get("SLUICE_PGBOUNCER_125")
     candidate = Path(explicit) if explicit else PEERS_DIR / "pgbouncer-1.25.2" / "build" / "pgbouncer"
     return str(candidate) if candidate.is_file() and os.access(candidate, os.X_OK) else None
+
+
+def anchors_tarball() -> Path | None:
+    source = Path(os.environ.get("SOURCE_DIR") or Path(__file__).resolve().parents[2])
+    for anchors in (os.environ.get("SLUICE_ANCHORS_DIR"), source.parent / "shared" / "anchors",
+                    "/work/shared/anchors"):
+        if anchors and (Path(anchors) / "pgbouncer-1.25.2.tar.gz").is_file():
+            return Path(anchors) / "pgbouncer-1.25.2.tar.gz"
+    return None
+
+
+def build_pgbouncer() -> tuple[str | None, str]:
+    """The binary, building it first if needed; (None, why) when it cannot be built."""
+    exe = pgbouncer_binary()
+    if exe:
+        return exe, ""
+    tarball = anchors_tarball()
+    if tarball is None:
+        return None, "no pgbouncer-1.25.2.tar.gz (set SLUICE_ANCHORS_DIR to ../shared/anchors)"
+    if not (shutil.which("meson") and shutil.which("ninja")):
+        return None, "meson or ninja is missing (scripts/deps.sh installs them)"
+    PEERS_DIR.mkdir(parents=True, exist_ok=True)
+    # Built aside, then moved into place: a half-built tree is never taken for a built one.
+    work = Path(tempfile.mkdtemp(prefix="pgbouncer-build-", dir=PEERS_DIR))
+    try:
+        with tarfile.open(tarball) as archive:
+            # Python 3.11.4+ asks for a filter; the snapshot is trusted, so "tar" (keep modes).
+            archive.extractall(work, **({"filter": "tar"} if hasattr(tarfile, "tar_filter") else {}))
+        tree = work / "pgbouncer-1.25.2"
+        for cmd in (["meson", "setup", "build", "-Dbuildtype=release"],
+                    ["ninja", "-C", "build", "-j2", "pgbouncer"]):
+            r = subprocess.run(cmd, cwd=tree, capture_output=True, text=True, timeout=240)
+            if r.returncode != 0:
+                return None, f"{' '.join(cmd)} failed: {(r.stdout + r.stderr)[-1500:]}"
+        target = PEERS_DIR / "pgbouncer-1.25.2"
+        if not pgbouncer_binary():
+            shutil.rmtree(target, ignore_errors=True)
+            tree.rename(target)
+        return pgbouncer_binary(), "the build left no binary"
+    except subprocess.TimeoutExpired as e:
+        return None, f"building PgBouncer took too long: {e}"
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 class PgBouncer:

@@ -53,11 +53,9 @@ def extended_columns(conn: pgwire.Connection, sql: str) -> list[tuple[str, int]]
 class ConsoleColumnsTest(ProxyTestCase):
     @classmethod
     def setUpClass(cls):
-        cls.exe = pgbouncer_peer.pgbouncer_binary()
+        cls.exe, why = pgbouncer_peer.build_pgbouncer()
         if cls.exe is None:
-            raise unittest.SkipTest(
-                "PgBouncer 1.25 is not built: run tests/bench/run.sh (or "
-                "../shared/anchors/build.sh /var/tmp/sluice-peers), or set SLUICE_PGBOUNCER_125")
+            raise unittest.SkipTest(f"PgBouncer 1.25 cannot be built here: {why}")
         super().setUpClass()
         cls.sluice = cls.launch_sluice(pool_mode="transaction", admin_users=[cls.client_user])
         cls.pgbouncer = pgbouncer_peer.PgBouncer(cls.exe, cls.pg, admin_user="admin").start()
