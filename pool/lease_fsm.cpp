@@ -20,6 +20,12 @@ bool inspected_from_server(char type) {
 
 constexpr std::size_t read_chunk = 16384;
 
+std::uint64_t micros_between(time_point from, time_point to) {
+  if (to <= from) return 0;
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(to - from).count());
+}
+
 }  // namespace
 
 lease_fsm::lease_fsm(const settings& settings, server_session_view server,
@@ -53,6 +59,14 @@ bool lease_fsm::client_must_be_read() const {
 }
 
 void lease_fsm::note_client_message(char type, time_point now) {
+  if (!query_open_) {
+    query_open_ = true;
+    query_since_ = now;
+    if (!transaction_open_) {
+      transaction_open_ = true;
+      transaction_since_ = now;
+    }
+  }
   if (link_.outstanding_syncs == 0 &&
       (type == fe::query || type == fe::function_call || type == fe::sync)) {
     busy_since_ = now;
@@ -141,6 +155,7 @@ lease_fsm::scan_result lease_fsm::on_client_bytes(std::span<const char> bytes,
   }
   link_.message_partially_sent = client_remaining_ > 0 && client_forwarding_;
   result.consumed = pos;
+  counters_.totals.bytes_received += pos;
   return result;
 }
 
@@ -153,7 +168,23 @@ void lease_fsm::on_server_message(char type, std::span<const char> body, time_po
       }
       if (link_.outstanding_syncs > 0) --link_.outstanding_syncs;
       link_.copy_in_progress = false;
-      if (link_.outstanding_syncs == 0) idle_since_ = now;
+      if (link_.outstanding_syncs == 0) {
+        idle_since_ = now;
+        if (query_open_) {
+          query_open_ = false;
+          const auto us = micros_between(query_since_, now);
+          ++counters_.totals.queries;
+          counters_.totals.query_us += us;
+          counters_.query_times.observe(us);
+        }
+        if (transaction_open_ && link_.tx_status == 'I') {
+          transaction_open_ = false;
+          const auto us = micros_between(transaction_since_, now);
+          ++counters_.totals.transactions;
+          counters_.totals.transaction_us += us;
+          counters_.transaction_times.observe(us);
+        }
+      }
       break;
     case be::parameter_status:
       if (auto status = protocol::decode_parameter_status(body)) {
@@ -165,6 +196,8 @@ void lease_fsm::on_server_message(char type, std::span<const char> body, time_po
       if (auto error = protocol::decode_error_response(body)) {
         const auto severity = error->field('V').empty() ? error->field('S') : error->field('V');
         if (severity == "FATAL" || severity == "PANIC") server_fatal_ = true;
+        if (const auto index = sqlstate_class_index(error->field('C')); index < sqlstate_classes)
+          counters_.error_classes.push_back(static_cast<std::uint16_t>(index));
       }
       break;
     case be::copy_in_response:
@@ -228,6 +261,7 @@ lease_fsm::scan_result lease_fsm::on_server_bytes(std::span<const char> bytes,
     }
   }
   result.consumed = pos;
+  counters_.totals.bytes_sent += pos;
   return result;
 }
 
@@ -298,6 +332,12 @@ void lease_fsm::begin_query_cancel(time_point now) {
 
 void lease_fsm::query_cancel_delivered() {
   cancel_in_flight_ = false;
+}
+
+lease_counters lease_fsm::take_counters() {
+  lease_counters out = std::move(counters_);
+  counters_ = {};
+  return out;
 }
 
 exit_plan lease_fsm::plan_exit() const {

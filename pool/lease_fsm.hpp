@@ -12,6 +12,9 @@
 //       back (transaction mode).
 //   check_limits(now), every limit_check_interval() -> a client-side limit that was violated.
 //   exit_plan() -> after the client left: what the server needs before anyone else gets it.
+//   counters() / take_counters() -> what the lease did (queries, transactions, bytes, their
+//       times, errors relayed), for the pool's statistics: the driver adds them to the pool when
+//       the lease ends, or after each transaction of a long lease.
 //
 // Headers, not bodies: the relay decodes whole only the messages it acts on (ReadyForQuery,
 // ParameterStatus, ErrorResponse, CopyInResponse, and what the prepared-statement fsm
@@ -26,6 +29,7 @@
 #include <optional>
 #include <span>
 
+#include "pool/pool_counters.hpp"
 #include "pool/release_policy.hpp"
 #include "pool/session_params.hpp"
 #include "pool/shared_session_params.hpp"
@@ -157,6 +161,13 @@ class lease_fsm {
   // After the client left (or its lease ended otherwise): what its server needs.
   exit_plan plan_exit() const;
 
+  // What the lease did so far. A query runs from the first client message after the link was
+  // idle to the ReadyForQuery that leaves no reply owed; a transaction from its first query to
+  // a ReadyForQuery with status 'I'; both are counted when they end, as `now` says.
+  const lease_counters& counters() const { return counters_; }
+  // The same, handing them over: the next call counts from zero.
+  lease_counters take_counters();
+
  private:
   void note_client_message(char type, time_point now);
   void on_server_message(char type, std::span<const char> body, time_point now);
@@ -190,6 +201,10 @@ class lease_fsm {
   bool cancel_in_flight_ = false;
   bool cancelled_by_timeout_ = false;
   std::optional<time_point> cancel_sent_at_;
+  // Statistics (see counters()).
+  lease_counters counters_;
+  bool query_open_ = false, transaction_open_ = false;
+  time_point query_since_, transaction_since_;
 };
 
 }  // namespace sluice::pool

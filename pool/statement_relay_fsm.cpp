@@ -167,6 +167,7 @@ void statement_relay_fsm::add_to_server(const statement_ptr& statement,
   // Room is made first: each statement the cache drops is closed on the server, and its
   // CloseComplete swallowed.
   for (auto& evicted : server_.insert(statement)) {
+    ++counters_.evictions;
     const auto start = out.arena().size();
     protocol::append_close(out.arena(), 'S', evicted->server_name);
     out.owned_from(start);
@@ -179,6 +180,7 @@ void statement_relay_fsm::send_parse(const statement_ptr& statement, kind what,
   add_to_server(statement, out);
   append_owned(out, statement->protocol_parse());
   ++counters_.server_parses;
+  if (what == kind::injected_parse || what == kind::injected_parse_synced) ++counters_.injected_parses;
   pending_.push_back({what, 'P', statement, std::move(client_name), {}, {}, 0});
 }
 
@@ -388,6 +390,7 @@ void statement_relay_fsm::handle_client_message(char type, std::span<const char>
         if (it == client_.end()) return raise("26000", does_not_exist(bind->statement), out);
         statement = it->second;
         runs = &statement->effects;
+        ++counters_.binds;
       } else if (!bind->statement.empty()) {
         runs = nullptr;  // passed through: sluice does not know the statement
       }

@@ -49,10 +49,13 @@ using intern_function =
 using intern_sql_function = std::function<statement_ptr(std::string_view definition)>;
 
 struct statement_counters {
-  std::uint64_t client_parses = 0;  // named Parse messages from clients
-  std::uint64_t server_parses = 0;  // Parse messages sent to servers (rewritten or injected)
-  std::uint64_t parses_saved = 0;   // client Parses answered without preparing again
-  std::uint64_t plans_healed = 0;   // batches run again after a refused cached plan (0A000)
+  std::uint64_t client_parses = 0;    // named Parse messages from clients
+  std::uint64_t server_parses = 0;    // Parse messages sent to servers (rewritten or injected)
+  std::uint64_t parses_saved = 0;     // client Parses answered without preparing again
+  std::uint64_t binds = 0;            // Binds of a client's named statement
+  std::uint64_t evictions = 0;        // statements the server cache dropped (and closed) for room
+  std::uint64_t injected_parses = 0;  // Parses sent first because the server lacked a statement
+  std::uint64_t plans_healed = 0;     // batches run again after a refused cached plan (0A000)
 };
 
 class statement_relay_fsm {

@@ -236,6 +236,17 @@ void append_no_data(std::string& out) {
   append_empty_message(out, backend_type::no_data);
 }
 
+void append_portal_suspended(std::string& out) {
+  append_empty_message(out, backend_type::portal_suspended);
+}
+
+void append_parameter_description(std::string& out, std::span<const std::uint32_t> type_oids) {
+  message_writer w(out, backend_type::parameter_description);
+  w.int16(static_cast<std::int16_t>(type_oids.size()));
+  for (auto oid : type_oids) w.uint32(oid);
+  w.finish();
+}
+
 void append_negotiate_protocol_version(std::string& out, std::int32_t newest_minor,
                                        std::span<const std::string_view> unsupported_options) {
   message_writer w(out, backend_type::negotiate_protocol_version);

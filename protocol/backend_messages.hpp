@@ -128,6 +128,9 @@ void append_bind_complete(std::string& out);
 void append_close_complete(std::string& out);
 void append_empty_query_response(std::string& out);
 void append_no_data(std::string& out);
+void append_portal_suspended(std::string& out);
+// https://www.postgresql.org/docs/15/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-PARAMETERDESCRIPTION
+void append_parameter_description(std::string& out, std::span<const std::uint32_t> type_oids);
 void append_negotiate_protocol_version(std::string& out, std::int32_t newest_minor,
                                        std::span<const std::string_view> unsupported_options);
 

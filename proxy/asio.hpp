@@ -3,8 +3,10 @@
 #include <boost/asio.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 
+#include <cstdint>
 #include <cstring>
 #include <string>
+#include <utility>
 
 namespace sluice::proxy {
 
@@ -36,6 +38,19 @@ inline std::string to_text(const asio::generic::stream_protocol::endpoint& endpo
     return "unix:" + std::string(path, strnlen(path, length));
   }
   return "unknown";
+}
+
+// The address and port of a TCP endpoint, for SHOW CLIENTS and SHOW SERVERS; ("", 0) for
+// anything else.
+inline std::pair<std::string, std::uint16_t> address_and_port(
+    const asio::generic::stream_protocol::endpoint& endpoint) {
+  const auto family = endpoint.protocol().family();
+  if (family != AF_INET && family != AF_INET6) return {};
+  asio::ip::tcp::endpoint ip;
+  if (endpoint.size() > ip.capacity()) return {};
+  std::memcpy(ip.data(), endpoint.data(), endpoint.size());
+  ip.resize(endpoint.size());
+  return {ip.address().to_string(), ip.port()};
 }
 
 // Completion token that returns (error_code, results...) instead of throwing: a closed

@@ -2,7 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cstring>
 #include <thread>
+#include <tuple>
 
 #include "pool/local_parse_answer.hpp"
 #include "protocol/backend_messages.hpp"
@@ -13,6 +16,7 @@
 #include "proxy/admin_console.hpp"
 #include "proxy/client_auth.hpp"
 #include "proxy/message_io.hpp"
+#include "proxy/pause_waits.hpp"
 #include "proxy/relay.hpp"
 #include "proxy/startup_options.hpp"
 #include "proxy/worker_set.hpp"
@@ -39,20 +43,42 @@ std::string format_duration(std::chrono::milliseconds d) {
   return fmt::format("{}ms", d.count());
 }
 
+std::uint64_t micros_since(std::chrono::steady_clock::time_point since) {
+  const auto d = std::chrono::steady_clock::now() - since;
+  return d.count() <= 0 ? 0
+                        : static_cast<std::uint64_t>(
+                              std::chrono::duration_cast<std::chrono::microseconds>(d).count());
+}
+
 }  // namespace
 
 client_session::client_session(daemon_context& context, stream_socket socket)
-    : context_(context), socket_(std::move(socket)), in_(idle_read_size) {
+    : context_(context),
+      socket_(std::move(socket)),
+      in_(idle_read_size),
+      status_(context.directory.next_id()) {
   peer_ = describe_endpoint(socket_);
   ++context_.clients;
+  error_code ec;
+  if (auto remote = socket_.remote_endpoint(ec); !ec)
+    std::tie(status_.address, status_.port) = address_and_port(remote);
+  if (auto local = socket_.local_endpoint(ec); !ec)
+    std::tie(status_.local_address, status_.local_port) = address_and_port(local);
+  status_.connected_at_us = wall_clock_us();
+  context_.directory.add(status_);
 }
 
 client_session::~client_session() {
+  context_.directory.remove(status_);
   --context_.clients;
 }
 
 awaitable<void> client_session::fail(std::string_view sqlstate, std::string_view message,
                                      std::string_view severity) {
+  context_.counters.errors.count(sqlstate);
+  last_sqlstate_ = {};
+  std::copy_n(sqlstate.begin(), std::min(sqlstate.size(), last_sqlstate_.size()),
+              last_sqlstate_.begin());
   std::string out;
   protocol::append_error_response(out,
                                   {.severity = severity, .sqlstate = sqlstate, .message = message});
@@ -65,10 +91,32 @@ awaitable<void> client_session::run() {
   log.info("client accepted addr={}", peer_);
   error_code ignored;
   socket_.set_option(tcp::no_delay(true), ignored);
+  // For the console's KILL and KILL_CLIENT: closing the socket ends whatever this session awaits.
+  context_.directory.set_closer(status_,
+                                [weak = weak_from_this(), executor = socket_.get_executor()] {
+                                  asio::post(executor, [weak] {
+                                    if (auto self = weak.lock()) {
+                                      self->end_reason_ = "killed from the admin console";
+                                      error_code ec;
+                                      self->socket_.close(ec);
+                                    }
+                                  });
+                                });
 
+  const auto accepted = std::chrono::steady_clock::now();
   const bool proceed = co_await log_in_within_deadline();
   if (proceed) {
     logged_in_ = true;
+    // Published for SHOW CLIENTS: written once, then released (see client_directory).
+    status_.user = user_;
+    status_.database = database_;
+    status_.pool = pool_.get();
+    if (auto name = params_.get().get("application_name")) status_.application_name = *name;
+    status_.now.store(server_ ? client_status::state::active : client_status::state::idle,
+                      std::memory_order_relaxed);
+    if (server_) status_.server.store(server_->status->id, std::memory_order_relaxed);
+    status_.logged_in.store(true, std::memory_order_release);
+    if (pool_) pool_->counters().add_login(micros_since(accepted));
     // Needed only to log in; ten thousand idle clients should not keep them.
     std::vector<std::pair<std::string, std::string>>().swap(startup_settings_);
     log.info("client logged in addr={} db={} user={}", peer_, database_, user_);
@@ -79,6 +127,7 @@ awaitable<void> client_session::run() {
     }
   }
 
+  if (!proceed) count_login_failure(end_reason_ == "login timed out");
   if (server_) co_await leave_server_clean();
   if (cancel_key_) context_.cancels.leave(*cancel_key_);
   socket_.shutdown(stream_socket::shutdown_both, ignored);
@@ -223,7 +272,7 @@ awaitable<bool> client_session::log_in() {
       co_return false;
   }
 
-  if (database_ == admin_database && !settings.find_database(admin_database)) {
+  if (is_admin_database(settings, database_)) {
     std::string ok;
     protocol::append_authentication_ok(ok);
     if (co_await write_all(socket_, ok)) co_return false;
@@ -254,6 +303,11 @@ awaitable<bool> client_session::log_in() {
       const auto message = fmt::format("database \"{}\" does not exist", database_);
       co_await fail("3D000", message);
     }
+    co_return false;
+  }
+  if (context_.controls.disabled(database_)) {  // the console's DISABLE
+    co_await fail("55000",
+                  fmt::format("database \"{}\" is not currently accepting connections", database_));
     co_return false;
   }
   auto lookup = context_.pools.get(*database_settings_, user_);
@@ -337,7 +391,16 @@ awaitable<bool> client_session::welcome_client(const pool::session_params& repor
 }
 
 awaitable<bool> client_session::lease_server() {
+  const auto asked = std::chrono::steady_clock::now();
+  constexpr auto relaxed = std::memory_order_relaxed;
+  if (logged_in_) {
+    status_.request_since.store(asked.time_since_epoch().count(), relaxed);
+    status_.now.store(client_status::state::waiting, relaxed);
+  }
+  co_await wait_while_paused(context_.controls, database_);
   auto lease = co_await pool_->acquire();
+  if (lease.why != lease_result::failure::none && logged_in_)
+    status_.now.store(client_status::state::idle, relaxed);
   switch (lease.why) {
     case lease_result::failure::none:
       break;
@@ -357,6 +420,13 @@ awaitable<bool> client_session::lease_server() {
       co_return false;
   }
   server_ = std::move(lease.server);
+  pool_->counters().add_wait(micros_since(asked));
+  server_->status->client.store(status_.id, relaxed);
+  server_->status->request_since.store(asked.time_since_epoch().count(), relaxed);
+  if (logged_in_) {
+    status_.server.store(server_->status->id, relaxed);
+    status_.now.store(client_status::state::active, relaxed);
+  }
   if (!logged_in_) co_return true;  // log_in() syncs the startup settings itself
 
   // Make the server's session match the client's before the client's bytes reach it.
@@ -403,7 +473,8 @@ pool::intern_function client_session::intern_function() const {
   };
 }
 
-void client_session::give_back_server(bool reusable, std::string_view why) {
+void client_session::give_back_server(bool reusable, std::string_view why,
+                                      pool::server_close_reason reason) {
   if (!server_) return;
   bound_ = {};  // nothing of the client's lives on the next server yet
   keep_until_.reset();
@@ -411,7 +482,54 @@ void client_session::give_back_server(bool reusable, std::string_view why) {
   if (!reusable)
     context_.log->info("server dropped pool={} pid={} reason=\"{}\"", pool_->name(),
                        server_->backend_pid, why);
-  pool_->release(std::move(server_), reusable);
+  constexpr auto relaxed = std::memory_order_relaxed;
+  server_->status->prepared_statements.store(static_cast<std::uint32_t>(server_->statements.size()),
+                                             relaxed);
+  status_.server.store(0, relaxed);
+  if (logged_in_) status_.now.store(client_status::state::idle, relaxed);
+  pool_->release(std::move(server_), reusable, reason);
+}
+
+void client_session::add_lease_counters(const pool::lease_counters& counted) {
+  pool_->counters().add(counted);
+  if (!counted.error_classes.empty()) context_.counters.errors.count_classes(counted.error_classes);
+}
+
+void client_session::flush_statement_counters() {
+  auto& c = statement_counters_;
+  if (c.client_parses == 0 && c.server_parses == 0 && c.binds == 0 && c.evictions == 0) return;
+  pool_->counters().add(pool::pool_totals{.client_parses = c.client_parses,
+                                          .server_parses = c.server_parses,
+                                          .binds = c.binds,
+                                          .cache_hits = c.parses_saved,
+                                          .evictions = c.evictions,
+                                          .injected_parses = c.injected_parses});
+  c = {};
+  status_.prepared_statements.store(static_cast<std::uint32_t>(statements_.size()),
+                                    std::memory_order_relaxed);
+}
+
+void client_session::count_login_failure(bool timed_out) {
+  const std::string_view sqlstate(last_sqlstate_.data(),
+                                  strnlen(last_sqlstate_.data(), last_sqlstate_.size()));
+  if (!timed_out && sqlstate.empty()) return;  // the client left: nothing failed
+  login_failure reason = login_failure::server_refused;
+  if (timed_out) {
+    reason = login_failure::timeout;
+  } else if (sqlstate == "28P01") {
+    reason = login_failure::password;
+  } else if (sqlstate == "3D000") {
+    reason = login_failure::no_such_database;
+  } else if (sqlstate == "42501") {
+    reason = login_failure::not_allowed;
+  } else if (sqlstate == "53300") {
+    reason = pool_ ? login_failure::no_server : login_failure::too_many_clients;
+  } else if (sqlstate == "57P01") {
+    reason = login_failure::stopping;
+  } else if (sqlstate == "08P01" || sqlstate == "0A000" || sqlstate == "28000") {
+    reason = login_failure::protocol;
+  }
+  context_.counters.count_login_failure(reason);
 }
 
 // Kept small on purpose: this loop's frame, and the frames it awaits while the client is
@@ -491,6 +609,7 @@ awaitable<bool> client_session::start_request() {
     if (answered) {
       statement_counters_.client_parses += answered->parses;
       statement_counters_.parses_saved += answered->parses;
+      flush_statement_counters();
       in_.consume(answered->consumed);
       co_return !co_await write_all(socket_, answered->reply);
     }
@@ -525,9 +644,12 @@ awaitable<bool> client_session::relay_lease() {
         &bound_, statements_enabled());
   relay_end end;
   {
-    relay driver(socket_, in_, *server_, *lease);
+    relay driver(socket_, in_, *server_, *lease,
+                 [this](pool::lease_counters&& counted) { add_lease_counters(counted); });
     end = co_await driver.run();
   }
+  add_lease_counters(lease->take_counters());
+  flush_statement_counters();
   context_.cancels.set_target(*cancel_key_, std::nullopt);
   // Checked here, not only inside: most leases have no cancel pending and so skip the
   // coroutine frame a call would allocate.
@@ -559,7 +681,8 @@ awaitable<bool> client_session::relay_lease() {
       co_return false;
     case relay_end::client_violation:
       end_reason_ = "protocol violation";
-      give_back_server(false, "client broke the protocol mid-request");
+      give_back_server(false, "client broke the protocol mid-request",
+                       pool::server_close_reason::client_gone);
       co_return false;
     case relay_end::query_timeout:
       // Cancelled at query_timeout, and still running another query_timeout later.
@@ -736,6 +859,9 @@ awaitable<client_session::idle_read> client_session::read_idle_client_until(
 
 awaitable<void> client_session::serve_admin() {
   constexpr std::uint32_t max_admin_message = 64 * 1024;
+  admin_console console(
+      console_access_of(context_.settings, user_), [this] { return take_snapshot(context_); },
+      &context_.controls, &context_.directory);
   for (;;) {
     auto read = co_await read_message(socket_, in_, read_kind::typed, max_admin_message);
     if (read.error) co_return;
@@ -743,23 +869,15 @@ awaitable<void> client_session::serve_admin() {
       co_await fail("08P01", "invalid message length");
       co_return;
     }
-    const auto message = read.message;
-    if (message.type == protocol::frontend_type::terminate) {
+    if (read.message.type == protocol::frontend_type::terminate) {
       end_reason_ = "client sent Terminate";
       co_return;
     }
-    if (message.type != protocol::frontend_type::query) {
-      co_await fail("0A000", "the sluice admin console speaks only the simple query protocol");
-      co_return;
-    }
-    auto query = protocol::decode_query(message.body);
-    const std::string sql = query ? std::string(query->sql) : std::string();
-    in_.consume(message.wire.size());
-
-    const auto snapshot =
-        take_snapshot(context_.pools, context_.statements, context_.clients.load(),
-                      worker_count(context_.settings.workers));
-    if (co_await write_all(socket_, answer_admin_query(sql, snapshot))) co_return;
+    auto reply = console.answer(read.message);
+    in_.consume(read.message.wire.size());
+    if (auto wait = console.take_release_wait())
+      co_await wait_until_released(context_.pools, wait->database);
+    if (!reply.empty() && co_await write_all(socket_, reply)) co_return;
   }
 }
 
@@ -770,7 +888,7 @@ awaitable<void> client_session::leave_server_clean() {
     if (exit_plan_.cancel_first)
       send_cancel_request(socket_.get_executor(), server_->endpoint, server_->backend_pid,
                           server_->backend_secret);
-    give_back_server(false, "client left mid-request");
+    give_back_server(false, "client left mid-request", pool::server_close_reason::client_gone);
     co_return;
   }
   if (exit_plan_.rollback || server_->tx_status != 'I') {

@@ -9,6 +9,7 @@
 // client's, and relay until the release policy hands the server back.
 //
 // Threads: the session runs on its own strand; everything here is touched only from it.
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <memory>
@@ -29,21 +30,11 @@
 #include "proxy/cancel_directory.hpp"
 #include "proxy/config/settings.hpp"
 #include "proxy/credentials.hpp"
+#include "proxy/daemon_context.hpp"
 #include "proxy/pool_registry.hpp"
 #include "proxy/shared_statement_registry.hpp"
 
 namespace sluice::proxy {
-
-// What every session shares: read-only settings and thread-safe registries.
-struct daemon_context {
-  const config::settings& settings;
-  const credential_store& credentials;
-  pool_registry& pools;
-  cancel_directory& cancels;
-  shared_statement_registry& statements;
-  std::shared_ptr<spdlog::logger> log;
-  std::atomic<std::uint32_t> clients{0};  // sessions alive, for max_clients
-};
 
 class client_session : public std::enable_shared_from_this<client_session> {
  public:
@@ -86,7 +77,13 @@ class client_session : public std::enable_shared_from_this<client_session> {
   // Holds the server while a cancel for this client is still being delivered.
   awaitable<void> wait_for_cancels();
   awaitable<bool> lease_server();
-  void give_back_server(bool reusable, std::string_view why);
+  void give_back_server(bool reusable, std::string_view why,
+                        pool::server_close_reason reason = pool::server_close_reason::error);
+  // Statistics: a lease's counts, and the prepared-statement counts, into the pool's counters.
+  void add_lease_counters(const pool::lease_counters& counted);
+  void flush_statement_counters();
+  // After a failed login: why, for sluice_client_login_failures_total.
+  void count_login_failure(bool timed_out);
   // Transaction mode with a statement cache: named prepared statements are renamed per server.
   bool statements_enabled() const;
   pool::intern_function intern_function() const;
@@ -120,7 +117,9 @@ class client_session : public std::enable_shared_from_this<client_session> {
   pool::client_statement_map statements_;       // this client's prepared statement names
   pool::statement_counters statement_counters_;
   bool logged_in_ = false;
-  bool admin_ = false;  // logged in to the admin console
+  bool admin_ = false;                   // logged in to the admin console
+  client_status status_;                 // what SHOW CLIENTS reads (see client_directory)
+  std::array<char, 5> last_sqlstate_{};  // of the last error fail() sent
   std::string end_reason_ = "client closed the connection";
 };
 

@@ -63,7 +63,11 @@ int run_daemon(const config::settings& settings, std::shared_ptr<spdlog::logger>
   pool_registry pools(workers, settings, credentials, log);
   cancel_directory cancels;
   shared_statement_registry statements;
-  daemon_context context{settings, credentials, pools, cancels, statements, log};
+  client_directory directory;
+  daemon_counters counters;
+  console_controls controls;
+  daemon_context context{settings,  credentials, pools,    cancels, statements,
+                         directory, counters,    controls, log};
 
   tcp::acceptor acceptor(io);
   try {
@@ -103,7 +107,7 @@ int run_daemon(const config::settings& settings, std::shared_ptr<spdlog::logger>
         io,
         serve_metrics(
             metrics,
-            [&] { return take_snapshot(pools, statements, context.clients.load(), threads); }, log),
+            [&] { return take_snapshot(context); }, log),
         asio::detached);
   }
   pools.warm_up();
@@ -129,6 +133,20 @@ int run_daemon(const config::settings& settings, std::shared_ptr<spdlog::logger>
     hangups.async_wait(on_hangup);
   };
   hangups.async_wait(on_hangup);
+  // As PgBouncer: SIGUSR1 is PAUSE (every database), SIGUSR2 is RESUME.
+  asio::signal_set pause_signals(io, SIGUSR1, SIGUSR2);
+  std::function<void(error_code, int)> on_pause_signal = [&](error_code ec, int signal) {
+    if (ec) return;
+    if (signal == SIGUSR1) {
+      log->info("SIGUSR1 received: pausing every database (new transactions wait)");
+      controls.pause(std::nullopt);
+    } else {
+      log->info("SIGUSR2 received: resuming every database");
+      controls.resume(std::nullopt);
+    }
+    pause_signals.async_wait(on_pause_signal);
+  };
+  pause_signals.async_wait(on_pause_signal);
 
   workers.run();
   log->info("sluice stopped");

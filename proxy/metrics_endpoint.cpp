@@ -1,110 +1,90 @@
 #include "proxy/metrics_endpoint.hpp"
 
-#include <fmt/format.h>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
 
-#include "proxy/message_io.hpp"
+#include <algorithm>
+#include <chrono>
 
 namespace sluice::proxy {
 namespace {
 
-// Label values escape backslash, double quote and newline, as the format requires.
-std::string label(std::string_view value) {
-  std::string out;
-  for (char c : value) {
-    if (c == '\\' || c == '"') out.push_back('\\');
-    if (c == '\n') {
-      out += "\\n";
-      continue;
-    }
-    out.push_back(c);
-  }
-  return out;
+namespace beast = boost::beast;
+namespace http = beast::http;
+
+constexpr auto request_deadline = std::chrono::seconds(10);  // idle keep-alive included
+constexpr std::uint32_t max_request_bytes = 8192;
+
+bool ready(const admin_snapshot& snapshot) {
+  return !snapshot.draining && std::all_of(snapshot.pools.begin(), snapshot.pools.end(),
+                                           [](const auto& pool) { return pool.reachable; });
 }
 
-struct http_result {
-  error_code error;
-  std::string request;
-};
-
-awaitable<http_result> read_request(stream_socket& socket) {
-  constexpr std::size_t max_request = 8192;
-  http_result out;
-  char chunk[1024];
-  while (out.request.find("\r\n\r\n") == std::string::npos) {
-    if (out.request.size() > max_request) {
-      out.error = asio::error::message_size;
-      co_return out;
-    }
-    auto [ec, n] = co_await socket.async_read_some(asio::buffer(chunk), use_nothrow);
-    if (ec) {
-      out.error = ec;
-      co_return out;
-    }
-    out.request.append(chunk, n);
-  }
-  co_return out;
-}
-
-awaitable<void> answer(stream_socket socket, std::function<admin_snapshot()> snapshot) {
-  auto request = co_await with_deadline(socket, std::chrono::seconds(5), read_request(socket));
-  if (request.error) co_return;
-  std::string body, status = "200 OK";
-  if (request.request.starts_with("GET /metrics ") ||
-      request.request.starts_with("GET /metrics?")) {
-    body = render_metrics(snapshot());
+http::response<http::string_body> respond(const http::request<http::empty_body>& request,
+                                          const std::function<admin_snapshot()>& snapshot) {
+  http::response<http::string_body> response;
+  response.version(request.version());
+  response.keep_alive(request.keep_alive());
+  response.set(http::field::server, "sluice");
+  response.set(http::field::content_type, "text/plain; charset=utf-8");
+  const auto target = request.target().substr(0, request.target().find('?'));
+  if (request.method() != http::verb::get && request.method() != http::verb::head) {
+    response.result(http::status::method_not_allowed);
+    response.set(http::field::allow, "GET, HEAD");
+    response.body() = "sluice answers GET and HEAD only\n";
+  } else if (target == "/metrics") {
+    response.result(http::status::ok);
+    response.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+    response.body() = render_metrics(snapshot());
+  } else if (target == "/healthz") {
+    response.result(http::status::ok);
+    response.body() = "ok\n";
+  } else if (target == "/readyz") {
+    const bool is_ready = ready(snapshot());
+    response.result(is_ready ? http::status::ok : http::status::service_unavailable);
+    response.body() = is_ready ? "ready\n" : "not ready: draining or an upstream is unreachable\n";
   } else {
-    status = "404 Not Found";
-    body = "sluice serves GET /metrics only\n";
+    response.result(http::status::not_found);
+    response.body() = "sluice serves /metrics, /healthz and /readyz\n";
   }
-  const auto response = fmt::format(
-      "HTTP/1.1 {}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
-      "Content-Length: {}\r\nConnection: close\r\n\r\n{}",
-      status, body.size(), body);
-  co_await write_all(socket, response);
+  response.prepare_payload();  // Content-Length of the body, also for HEAD
+  return response;
+}
+
+awaitable<void> serve_connection(tcp::socket socket, std::function<admin_snapshot()> snapshot) {
+  beast::tcp_stream stream(std::move(socket));
+  beast::flat_buffer buffer(max_request_bytes);
+  for (;;) {
+    http::request_parser<http::empty_body> parser;
+    parser.header_limit(max_request_bytes);
+    stream.expires_after(request_deadline);
+    auto [read_error, _] = co_await http::async_read(stream, buffer, parser, use_nothrow);
+    if (read_error) break;  // closed, timed out or malformed: nothing to answer
+    const auto& request = parser.get();
+    auto response = respond(request, snapshot);
+    const bool head = request.method() == http::verb::head;
+    stream.expires_after(request_deadline);
+    error_code write_error;
+    if (head) {
+      http::response_serializer<http::string_body> serializer(response);
+      std::tie(write_error, std::ignore) =
+          co_await http::async_write_header(stream, serializer, use_nothrow);
+    } else {
+      std::tie(write_error, std::ignore) =
+          co_await http::async_write(stream, response, use_nothrow);
+    }
+    if (write_error || !response.keep_alive()) break;
+  }
   error_code ignored;
-  socket.shutdown(stream_socket::shutdown_both, ignored);
+  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
 }
 
 }  // namespace
 
-std::string render_metrics(const admin_snapshot& snapshot) {
-  std::string out;
-  out += "# HELP sluice_clients Client connections open.\n# TYPE sluice_clients gauge\n";
-  out += fmt::format("sluice_clients {}\n", snapshot.clients);
-  out +=
-      "# HELP sluice_prepared_statements Distinct prepared statements in the registry.\n"
-      "# TYPE sluice_prepared_statements gauge\n";
-  out += fmt::format("sluice_prepared_statements {}\n", snapshot.prepared_statements);
-  out +=
-      "# HELP sluice_pool_servers Server connections per pool, by state.\n"
-      "# TYPE sluice_pool_servers gauge\n";
-  for (const auto& pool : snapshot.pools) {
-    const auto name = label(pool.name);
-    out += fmt::format("sluice_pool_servers{{pool=\"{}\",state=\"idle\"}} {}\n", name,
-                       pool.stats.idle);
-    out += fmt::format("sluice_pool_servers{{pool=\"{}\",state=\"active\"}} {}\n", name,
-                       pool.stats.active);
-    out += fmt::format("sluice_pool_servers{{pool=\"{}\",state=\"connecting\"}} {}\n", name,
-                       pool.stats.connecting);
-  }
-  out +=
-      "# HELP sluice_pool_waiting_clients Clients waiting for a server, per pool.\n"
-      "# TYPE sluice_pool_waiting_clients gauge\n";
-  for (const auto& pool : snapshot.pools)
-    out += fmt::format("sluice_pool_waiting_clients{{pool=\"{}\"}} {}\n", label(pool.name),
-                       pool.stats.waiting);
-  out += "# HELP sluice_pool_size The pool's size setting.\n# TYPE sluice_pool_size gauge\n";
-  for (const auto& pool : snapshot.pools)
-    out +=
-        fmt::format("sluice_pool_size{{pool=\"{}\"}} {}\n", label(pool.name), pool.settings.size);
-  return out;
-}
-
 awaitable<void> serve_metrics(tcp::acceptor& acceptor, std::function<admin_snapshot()> snapshot,
                               std::shared_ptr<spdlog::logger> log) {
   for (;;) {
-    stream_socket socket(acceptor.get_executor());
-    auto [ec] = co_await acceptor.async_accept(socket, use_nothrow);
+    auto [ec, socket] = co_await acceptor.async_accept(use_nothrow);
     if (ec == asio::error::operation_aborted) co_return;
     if (ec) {
       log->warn("metrics accept failed: {}", ec.message());
@@ -113,7 +93,7 @@ awaitable<void> serve_metrics(tcp::acceptor& acceptor, std::function<admin_snaps
       continue;
     }
     auto executor = socket.get_executor();
-    asio::co_spawn(executor, answer(std::move(socket), snapshot), asio::detached);
+    asio::co_spawn(executor, serve_connection(std::move(socket), snapshot), asio::detached);
   }
 }
 

@@ -26,9 +26,9 @@ pool_registry::lookup pool_registry::get(const config::database_settings& databa
       login.password = *creds->plain_password;
   }
 
-  auto pool =
-      std::make_shared<server_pool>(workers_, database.name + "/" + std::string(user), database,
-                                    std::move(login), settings_.max_message_size, log_);
+  auto pool = std::make_shared<server_pool>(workers_, database.name + "/" + std::string(user),
+                                            database, std::move(login), settings_.max_message_size,
+                                            log_, std::string(user));
   pool->start();
   pools_.emplace(std::move(key), pool);
   return {pool, {}};

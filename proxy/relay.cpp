@@ -7,11 +7,12 @@
 namespace sluice::proxy {
 
 relay::relay(stream_socket& client, byte_buffer& client_in, server_connection& server,
-             pool::lease_fsm& fsm)
+             pool::lease_fsm& fsm, stats_sink stats)
     : client_(client),
       client_in_(client_in),
       server_(server),
       fsm_(fsm),
+      stats_(std::move(stats)),
       scratch_(relay_scratch_pool::of(client.get_executor()).take()),
       loops_done_(client.get_executor()) {
   if (fsm_.has_limits()) watchdog_timer_.emplace(client.get_executor());
@@ -22,8 +23,9 @@ relay::~relay() {
 }
 
 pool::time_point relay::now() const {
-  // Only the limits need the time; without any, reading the clock is wasted work.
-  return fsm_.has_limits() ? pool::clock::now() : pool::time_point{};
+  // The limits and the statistics (query and transaction times) need the time: one read of the
+  // monotonic clock per batch of bytes (about 35 ns here, through the vDSO).
+  return pool::clock::now();
 }
 
 void relay::finish(relay_end why, stream_socket& wake) {
@@ -182,6 +184,10 @@ awaitable<void> relay::server_to_client() {
         co_return;
       }
     }
+    // A lease that outlives its transactions (session mode, held cursors) reports each one as
+    // it ends; a lease that ends here is reported by the session.
+    if (stats_ && !fsm_.ended() && fsm_.counters().totals.transactions > 0)
+      stats_(fsm_.take_counters());
     if (fsm_.ended()) {
       // A release point (a client loop, if one runs, stops reading), a server that broke
       // framing, or an end the client loop decided.

@@ -9,6 +9,7 @@
 // A write in progress is never cancelled: it completes, so no server is ever left holding half
 // a message; a read in progress is cancelled without losing bytes (they stay in the buffer).
 #include <exception>
+#include <functional>
 #include <optional>
 
 #include "pool/lease_fsm.hpp"
@@ -25,8 +26,11 @@ using relay_end = pool::lease_end;
 
 class relay {
  public:
+  // Where the counts of each transaction a long lease finishes go (see lease_fsm::counters);
+  // empty: the session takes them all when the lease ends.
+  using stats_sink = std::function<void(pool::lease_counters&&)>;
   relay(stream_socket& client, byte_buffer& client_in, server_connection& server,
-        pool::lease_fsm& fsm);
+        pool::lease_fsm& fsm, stats_sink stats = {});
   ~relay();
   relay(const relay&) = delete;
   relay& operator=(const relay&) = delete;
@@ -66,6 +70,7 @@ class relay {
   byte_buffer& client_in_;
   server_connection& server_;
   pool::lease_fsm& fsm_;
+  stats_sink stats_;
   // Output lists and gather buffers, from this thread's pool.
   std::unique_ptr<relay_scratch> scratch_;
   std::optional<asio::steady_timer> watchdog_timer_;

@@ -9,6 +9,7 @@
 // session, which is the only code touching its socket until it hands it back.
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -18,6 +19,7 @@
 #include "proxy/asio.hpp"
 #include "proxy/byte_buffer.hpp"
 #include "proxy/config/settings.hpp"
+#include "proxy/server_status.hpp"
 
 namespace sluice::proxy {
 
@@ -44,6 +46,8 @@ struct server_connection {
   char tx_status = 'I';                     // from the last ReadyForQuery
   pool::server_statement_cache statements;  // prepared statements this server holds
   std::chrono::steady_clock::time_point opened_at = std::chrono::steady_clock::now();
+  // What SHOW SERVERS reads of it, shared with its pool's directory (see server_status).
+  std::shared_ptr<server_status> status = std::make_shared<server_status>();
 };
 
 // Who to log in as upstream.

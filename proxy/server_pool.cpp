@@ -3,7 +3,9 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/container/small_vector.hpp>
+#include <tuple>
 
 namespace sluice::proxy {
 namespace {
@@ -43,18 +45,21 @@ struct server_pool::effects {
   boost::container::small_vector<pool::server_id, 2> opens;
   std::vector<std::unique_ptr<server_connection>> closes;
   std::string_view close_reason = "idle timeout, recycle or surplus";
+  // For the statistics; unset: classify_close() tells from each server's age and idle time.
+  std::optional<pool::server_close_reason> close_why;
   std::optional<pool::time_point> next_wakeup;
 };
 
 server_pool::server_pool(worker_set& workers, std::string name, config::database_settings database,
                          upstream_login login, std::uint32_t max_message_size,
-                         std::shared_ptr<spdlog::logger> log)
+                         std::shared_ptr<spdlog::logger> log, std::string client_user)
     : workers_(workers),
       name_(std::move(name)),
       database_(std::move(database)),
       login_(std::move(login)),
       max_message_size_(max_message_size),
       log_(std::move(log)),
+      client_user_(std::move(client_user)),
       fsm_(limits_from(database_.pool)),
       janitor_timer_(workers.next()) {
   // Called by the fsm under mutex_, which also guards idle_ and waiters_.
@@ -78,6 +83,7 @@ void server_pool::stop() {
     std::lock_guard lock(mutex_);
     stopping_ = true;
     fx.close_reason = "sluice stopping";
+    fx.close_why = pool::server_close_reason::stopping;
     for (auto& [id, server] : idle_) fx.closes.push_back(std::move(server));
     idle_.clear();
     for (auto& [id, slot] : waiters_) fx.wake.push_back(slot);
@@ -133,7 +139,10 @@ void server_pool::carry_out(effects& fx) {
         workers_.next(), [self = shared_from_this(), id] { return self->open_one(id); },
         asio::detached);
   }
-  for (auto& server : fx.closes) close_server(std::move(server), fx.close_reason);
+  for (auto& server : fx.closes) {
+    const auto why = fx.close_why ? *fx.close_why : classify_close(*server);
+    close_server(std::move(server), fx.close_reason, why);
+  }
   // Wake the janitor early only when the fsm needs it sooner than it is already due: the
   // janitor usually lives on another thread, and waking it costs that thread a system call.
   if (fx.next_wakeup &&
@@ -144,9 +153,30 @@ void server_pool::carry_out(effects& fx) {
   }
 }
 
-void server_pool::close_server(std::unique_ptr<server_connection> server, std::string_view reason) {
+pool::server_close_reason server_pool::classify_close(const server_connection& server) const {
+  const auto now = std::chrono::steady_clock::now();
+  const auto& limits = database_.pool;
+  if (limits.recycle && now - server.opened_at >= *limits.recycle)
+    return pool::server_close_reason::recycle;
+  const auto& status = *server.status;
+  const auto since = std::chrono::steady_clock::time_point(
+      std::chrono::steady_clock::duration(status.since.load(std::memory_order_relaxed)));
+  if (limits.idle_timeout &&
+      status.now.load(std::memory_order_relaxed) == server_status::state::idle &&
+      now - since >= *limits.idle_timeout)
+    return pool::server_close_reason::idle;
+  return pool::server_close_reason::surplus;
+}
+
+void server_pool::close_server(std::unique_ptr<server_connection> server, std::string_view reason,
+                               pool::server_close_reason why) {
   if (!server) return;
   log_->info("server closed pool={} pid={} reason=\"{}\"", name_, server->backend_pid, reason);
+  counters_.count_close(why);
+  {
+    std::lock_guard lock(mutex_);
+    statuses_.erase(server->id);
+  }
   // A Terminate lets PostgreSQL log a clean disconnect; best effort, never blocking.
   static constexpr char terminate[] = {'X', 0, 0, 0, 4};
   error_code ignored;
@@ -167,6 +197,18 @@ awaitable<void> server_pool::open_one(pool::server_id id) {
     std::lock_guard lock(mutex_);
     if (outcome && !stopping_) {
       forget_profiles_if_defaults_changed(server->params_at_login);
+      // Published under mutex_, which every reader of statuses_ holds.
+      auto& status = *server->status;
+      status.id = id;
+      status.backend_pid = server->backend_pid;
+      status.connected_at_us = wall_clock_us();
+      if (auto name = server->params_at_login.get("application_name"))
+        status.application_name = *name;
+      error_code ec;
+      if (auto local = server->socket.local_endpoint(ec); !ec)
+        std::tie(status.local_address, status.local_port) = address_and_port(local);
+      status.enter(server_status::state::idle);
+      statuses_.emplace(id, server->status);
       idle_.emplace(id, std::move(server));
       apply_locked(fsm_.on_open_succeeded(id, pool::clock::now()), fx);
     } else {
@@ -183,8 +225,14 @@ awaitable<void> server_pool::open_one(pool::server_id id) {
       }
     }
   }
+  if (outcome) {
+    counters_.count_open();
+    upstream_.store(upstream_state::reachable, std::memory_order_relaxed);
+  } else if (outcome.rejected || outcome.error || !outcome.problem.empty()) {
+    upstream_.store(upstream_state::unreachable, std::memory_order_relaxed);
+  }
   if (server && outcome) {
-    close_server(std::move(server), "pool stopping");
+    close_server(std::move(server), "pool stopping", pool::server_close_reason::stopping);
   } else if (outcome) {
     log_->info("server opened pool={} server={}", name_, id);
   } else if (outcome.rejected) {
@@ -213,6 +261,10 @@ awaitable<void> server_pool::janitor() {
       carry_out(fx);
       if (fx.next_wakeup && *fx.next_wakeup < next) next = *fx.next_wakeup;
     }
+    // PgBouncer's stats_period (60 s by default): SHOW STATS' averages cover the last one or two.
+    constexpr auto stats_period = std::chrono::seconds(60);
+    if (const auto now = pool::clock::now(); now - stats_window().newer_at >= stats_period)
+      roll_stats_window(now);
     janitor_timer_.expires_at(next);
     janitor_due_.store(next.time_since_epoch().count(), std::memory_order_relaxed);
     co_await janitor_timer_.async_wait(use_nothrow);
@@ -352,8 +404,11 @@ awaitable<lease_result> server_pool::acquire() {
     }
     if (candidate) {
       adopt(*candidate, executor);
-      if (co_await verify(*candidate, needs_ping))
+      if (needs_ping) candidate->status->enter(server_status::state::tested);
+      if (co_await verify(*candidate, needs_ping)) {
+        candidate->status->enter(server_status::state::active);
         co_return lease_result{std::move(candidate), lease_result::failure::none, {}};
+      }
       // Dead: close it and wait in line again at the same place; the fsm grants another
       // server or opens a replacement.
       effects replaced;
@@ -364,7 +419,9 @@ awaitable<lease_result> server_pool::acquire() {
         apply_locked(fsm_.on_ping_failed(candidate->id, pool::clock::now()), replaced);
       }
       log_->info("server failed pre-ping pool={} pid={}: replaced", name_, candidate->backend_pid);
-      close_server(std::move(candidate), "pre-ping failed");
+      close_server(std::move(candidate), "pre-ping failed",
+                   needs_ping ? pool::server_close_reason::pre_ping_failed
+                              : pool::server_close_reason::lost);
       carry_out(replaced);
       continue;
     }
@@ -381,16 +438,57 @@ awaitable<lease_result> server_pool::acquire() {
   }
 }
 
-void server_pool::release(std::unique_ptr<server_connection> server, bool reusable) {
+void server_pool::release(std::unique_ptr<server_connection> server, bool reusable,
+                          pool::server_close_reason why) {
   effects fx;
   const auto id = server->id;
+  server->status->client.store(0, std::memory_order_relaxed);
+  if (reusable) server->status->enter(server_status::state::idle);
   {
     std::lock_guard lock(mutex_);
     if (reusable && !stopping_) idle_.emplace(id, std::move(server));
     apply_locked(fsm_.release(id, pool::clock::now(), reusable && !stopping_), fx);
   }
-  if (server) close_server(std::move(server), reusable ? "pool stopping" : "not reusable");
+  if (server)
+    close_server(std::move(server), reusable ? "pool stopping" : "not reusable",
+                 reusable ? pool::server_close_reason::stopping : why);
   carry_out(fx);
+}
+
+void server_pool::roll_stats_window(pool::time_point now) {
+  const auto totals = counters_.load().totals;
+  std::lock_guard lock(stats_mutex_);
+  window_.roll(totals, now);
+}
+
+pool::stats_window server_pool::stats_window() const {
+  std::lock_guard lock(stats_mutex_);
+  return window_;
+}
+
+std::vector<server_pool::server_view> server_pool::servers() const {
+  const auto now = std::chrono::steady_clock::now().time_since_epoch().count();
+  std::vector<server_view> out;
+  std::lock_guard lock(mutex_);
+  out.reserve(statuses_.size());
+  for (const auto& [id, status] : statuses_) {
+    constexpr auto relaxed = std::memory_order_relaxed;
+    out.push_back(
+        {.id = status->id,
+         .backend_pid = status->backend_pid,
+         .local_address = status->local_address,
+         .local_port = status->local_port,
+         .connected_at_us = status->connected_at_us,
+         .application_name = status->application_name,
+         .state = status->now.load(relaxed),
+         .in_state = std::chrono::steady_clock::duration(
+             std::max<std::chrono::steady_clock::rep>(0, now - status->since.load(relaxed))),
+         .client = status->client.load(relaxed),
+         .request_since = status->request_since.load(relaxed),
+         .prepared_statements = status->prepared_statements.load(relaxed)});
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
+  return out;
 }
 
 }  // namespace sluice::proxy

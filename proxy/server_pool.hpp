@@ -18,8 +18,10 @@
 
 #include <spdlog/logger.h>
 
+#include "pool/pool_counters.hpp"
 #include "pool/server_pool_fsm.hpp"
 #include "pool/shared_session_params.hpp"
+#include "pool/stats_window.hpp"
 #include "proxy/asio.hpp"
 #include "proxy/config/settings.hpp"
 #include "proxy/server_connection.hpp"
@@ -43,10 +45,13 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
  public:
   server_pool(worker_set& workers, std::string name, config::database_settings database,
               upstream_login login, std::uint32_t max_message_size,
-              std::shared_ptr<spdlog::logger> log);
+              std::shared_ptr<spdlog::logger> log, std::string client_user = {});
 
   const std::string& name() const { return name_; }
   const config::pool_settings& settings() const { return database_.pool; }
+  const config::database_settings& database() const { return database_; }
+  const std::string& client_user() const { return client_user_; }  // the pool's key, with the db
+  const std::string& server_user() const { return login_.user; }   // who its servers log in as
 
   // Starts the janitor (timeouts, idle/recycle closing, min_size warm-up).
   void start();
@@ -55,8 +60,41 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
   // Waits first come, first served for a live server. Called from the client's strand.
   awaitable<lease_result> acquire();
 
-  // Hands a leased server back. reusable=false closes it (broken, or left mid-transaction).
-  void release(std::unique_ptr<server_connection> server, bool reusable);
+  // Hands a leased server back. reusable=false closes it (broken, or left mid-transaction), and
+  // `why` says which for the statistics.
+  void release(std::unique_ptr<server_connection> server, bool reusable,
+               pool::server_close_reason why = pool::server_close_reason::error);
+
+  // Statistics: what the pool's clients did (the sessions add to it), and the window the
+  // averages of SHOW STATS are measured over, rolled every stats_period by the daemon.
+  pool::pool_counters& counters() { return counters_; }
+  const pool::pool_counters& counters() const { return counters_; }
+  void roll_stats_window(pool::time_point now);
+  pool::stats_window stats_window() const;
+
+  // Every connected server, for SHOW SERVERS (servers still logging in are only counted).
+  struct server_view {
+    std::uint64_t id;
+    std::int32_t backend_pid;
+    std::string local_address;
+    std::uint16_t local_port;
+    std::int64_t connected_at_us;
+    std::string application_name;
+    server_status::state state;
+    std::chrono::steady_clock::duration in_state;
+    std::uint64_t client;
+    std::chrono::steady_clock::rep request_since;
+    std::uint32_t prepared_statements;
+  };
+  std::vector<server_view> servers() const;
+
+  // Whether the upstream answered the last time the pool connected to it.
+  enum class upstream_state {
+    unknown,      // no connect attempted yet
+    reachable,    // the last connect and login succeeded
+    unreachable,  // the last one failed (network, timeout, or the server refused the login)
+  };
+  upstream_state upstream() const { return upstream_.load(std::memory_order_relaxed); }
 
   pool::server_pool_fsm::stats snapshot() const;
   // Whether any client waits for a server now.
@@ -86,7 +124,10 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
   // Moves a leased server's socket onto the leasing session's context.
   static void adopt(server_connection& server, const asio::any_io_executor& executor);
   void forget_profiles_if_defaults_changed(const pool::session_params& reported);  // under mutex_
-  void close_server(std::unique_ptr<server_connection> server, std::string_view reason);
+  void close_server(std::unique_ptr<server_connection> server, std::string_view reason,
+                    pool::server_close_reason why);
+  // Why the fsm dropped an idle server it did not say why about: its age and idle time tell.
+  pool::server_close_reason classify_close(const server_connection& server) const;
   // A waiter slot for a client on `executor`: a spare one when there is (under mutex_), so a
   // wait for a server costs no allocation and no timer set-up.
   std::shared_ptr<waiter_slot> take_spare_slot(const asio::any_io_executor& executor);
@@ -98,6 +139,11 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
   const upstream_login login_;
   const std::uint32_t max_message_size_;
   std::shared_ptr<spdlog::logger> log_;
+  const std::string client_user_;
+  pool::pool_counters counters_;
+  std::atomic<upstream_state> upstream_{upstream_state::unknown};
+  mutable std::mutex stats_mutex_;  // guards window_ only
+  pool::stats_window window_{pool::clock::now()};
 
   mutable std::mutex mutex_;  // guards everything below
   pool::server_pool_fsm fsm_;
@@ -106,6 +152,8 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
   pool::waiter_id next_waiter_ = 1;
   std::vector<std::shared_ptr<waiter_slot>> spare_slots_;  // each used by nobody else
   bool stopping_ = false;
+  // What SHOW SERVERS reads, for every connected server (idle or leased).
+  std::unordered_map<pool::server_id, std::shared_ptr<server_status>> statuses_;
   std::map<startup_settings, login_profile> login_profiles_;
   pool::session_params profile_basis_;  // the defaults the profiles were made against
   asio::steady_timer janitor_timer_;

@@ -23,6 +23,9 @@ PACKAGES=(
   # man (renders its pages), systemd-analyze (verifies its unit) and adduser (its postinst)
   python3-yaml python3-kubernetes
   debhelper dpkg-dev lintian man-db systemd adduser
+  # the exporter the console is tested with (tests/integration/test_pgbouncer_exporters.py),
+  # and what PgBouncer 1.25 builds with, for test_console_columns.py (pgbouncer_peer.py)
+  prometheus-pgbouncer-exporter meson libevent-dev libc-ares-dev
   # benchmarking and process tools
   hyperfine procps
 )

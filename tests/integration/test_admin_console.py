@@ -2,13 +2,10 @@
 admin_users and stats_users (nobody else, after authenticating: 42501), with pool counts
 that follow what the pool does, and refuses what it does not know."""
 
-import urllib.error
-import urllib.request
-
 import harness
 import pgwire
 import harness
-from harness import ProxyTestCase, free_port
+from harness import ProxyTestCase
 from pgwire import AUTH_OK, AUTH_SASL, AUTH_SASL_CONTINUE, AUTH_SASL_FINAL
 
 
@@ -36,20 +33,35 @@ class AdminConsoleTest(ProxyTestCase):
         self.assertEqual(self.client_psql(self.sluice, "SELECT 1").stdout.strip(), "1")
         rows = [line.split("|") for line in self.admin("SHOW POOLS").splitlines()]
         # Other tests log in as other users, with pools of their own.
-        rows = [row for row in rows if row[0] == f"postgres/{self.client_user}"]
+        rows = [row for row in rows if row[:2] == ["postgres", self.client_user]]
         self.assertEqual(len(rows), 1, rows)
-        pool, mode, size, overflow, idle, active, connecting, waiting, total = rows[0][:9]
-        self.assertEqual(pool, f"postgres/{self.client_user}")
-        self.assertEqual(mode, "transaction")
-        self.assertEqual(int(total), int(idle) + int(active) + int(connecting))
-        self.assertGreaterEqual(int(total), 1)
-        self.assertEqual(int(waiting), 0)
+        row = rows[0]
+        sv_active, sv_idle, sv_used, sv_tested, sv_login = (int(v) for v in row[6:7] + row[9:13])
+        self.assertEqual(row[15], "transaction")
+        self.assertGreaterEqual(sv_active + sv_idle + sv_used + sv_tested + sv_login, 1)
+        self.assertEqual(int(row[3]), 0)  # cl_waiting
+
+    def test_show_stats_totals_count_the_queries(self):
+        def queries():
+            rows = [line.split("|") for line in self.admin("SHOW STATS_TOTALS").splitlines()]
+            return sum(int(row[3]) for row in rows if row[0] == "postgres")
+        before = queries()
+        for _ in range(3):
+            self.client_psql(self.sluice, "SELECT 1")
+        self.assertGreaterEqual(queries(), before + 3)
+
+    def test_answers_as_pgbouncer_too(self):
+        with self.sluice.connect(self.client_user, self.client_password,
+                                 database="pgbouncer") as conn:
+            self.assertTrue(conn.query("SHOW VERSION")[0][0].startswith("sluice "))
+            self.assertEqual(conn.query("SELECT STATE")[0], ["active", "yes"])
 
     def test_show_stats_and_version(self):
-        clients, pools, servers, waiting, statements, workers = self.admin("SHOW STATS").split("|")
-        self.assertGreaterEqual(int(clients), 1)  # this console session itself
-        self.assertGreaterEqual(int(workers), 1)
+        rows = self.admin("SHOW STATS").splitlines()
+        self.assertIn("postgres", [row.split("|")[0] for row in rows])
         self.assertTrue(self.admin("SHOW VERSION").startswith("sluice "))
+        lists = dict(line.split("|") for line in self.admin("SHOW LISTS").splitlines())
+        self.assertGreaterEqual(int(lists["used_clients"]), 1)  # this console session itself
 
     def test_unknown_command_is_an_error_and_the_session_goes_on(self):
         with self.sluice.connect(self.client_user, self.client_password,
@@ -67,7 +79,7 @@ class AdminConsoleTest(ProxyTestCase):
     def test_stats_users_may_show(self):
         with self.sluice.connect("watcher", self.watcher_password, database="sluice") as conn:
             self.assertTrue(conn.query("SHOW VERSION")[0][0].startswith("sluice "))
-            self.assertEqual(len(conn.query("SHOW STATS")), 1)
+            self.assertGreaterEqual(len(conn.query("SHOW STATS")), 1)
 
     def console_refusal(self, sluice, user, password):
         """A console login that must fail; returns the error and the auth requests before it."""
@@ -104,32 +116,6 @@ class AdminConsoleTest(ProxyTestCase):
         r = self.client_psql(sluice, "SHOW POOLS", database="sluice", check=False)
         self.assertEqual(r.returncode, 2, r.stdout)
         self.assertIn("not allowed", r.stderr)
-
-
-class MetricsTest(ProxyTestCase):
-    def test_metrics_follow_the_pool(self):
-        metrics_port = free_port()
-        sluice = self.launch_sluice(pool_mode="transaction", listen={"metrics_port": metrics_port})
-        try:
-            self.assertEqual(self.client_psql(sluice, "SELECT 1").stdout.strip(), "1")
-            url = f"http://127.0.0.1:{metrics_port}/metrics"
-            with urllib.request.urlopen(url, timeout=5) as response:
-                self.assertEqual(response.status, 200)
-                text = response.read().decode()
-            pool = f'pool="postgres/{self.client_user}"'
-            self.assertIn("# TYPE sluice_pool_servers gauge", text)
-            idle = [line for line in text.splitlines()
-                    if line.startswith("sluice_pool_servers{") and pool in line
-                    and 'state="idle"' in line]
-            self.assertEqual(len(idle), 1, text)
-            self.assertGreaterEqual(int(idle[0].rsplit(" ", 1)[1]), 1)
-            self.assertIn(f"sluice_pool_size{{{pool}}} 10", text)
-            self.assertNotIn(self.client_password, text)
-            with self.assertRaises(urllib.error.HTTPError) as cm:
-                urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/", timeout=5)
-            self.assertEqual(cm.exception.code, 404)
-        finally:
-            sluice.stop()
 
 
 if __name__ == "__main__":

@@ -464,5 +464,74 @@ TEST_CASE("lease_fsm: the exit plan follows what is in flight", "[pool][lease_fs
   }
 }
 
+// --- Statistics ----------------------------------------------------------------------------------
+
+TEST_CASE("lease_fsm: counts queries, transactions and their times as the clock says",
+          "[pool][lease_fsm][stats]") {
+  lease_harness h(session_mode());
+  h.client(fe::query("BEGIN"));
+  h.clock.advance(std::chrono::milliseconds(2));
+  h.server(be::command_complete("BEGIN") + be::ready('T'));
+  h.clock.advance(std::chrono::milliseconds(10));  // the client thinks: a transaction's time
+  h.client(fe::query("SELECT 1"));
+  h.clock.advance(std::chrono::milliseconds(3));
+  h.server(simple_select_replies('T'));
+  h.client(fe::query("COMMIT"));
+  h.clock.advance(std::chrono::milliseconds(1));
+  h.server(be::command_complete("COMMIT") + be::ready('I'));
+  const auto& c = h.fsm->counters();
+  CHECK(c.totals.queries == 3);
+  CHECK(c.totals.query_us == 6'000);
+  CHECK(c.totals.transactions == 1);
+  CHECK(c.totals.transaction_us == 16'000);
+  CHECK(c.query_times.count == 3);
+  CHECK(c.transaction_times.count == 1);
+  CHECK(c.transaction_times.sum_us == 16'000);
+  CHECK(c.totals.bytes_received ==
+        fe::query("BEGIN").size() + fe::query("SELECT 1").size() + fe::query("COMMIT").size());
+  CHECK(c.totals.bytes_sent == (be::command_complete("BEGIN") + be::ready('T')).size() +
+                                   simple_select_replies('T').size() +
+                                   (be::command_complete("COMMIT") + be::ready('I')).size());
+}
+
+TEST_CASE("lease_fsm: an extended batch is one query, from its first message to its Sync's answer",
+          "[pool][lease_fsm][stats]") {
+  lease_harness h;
+  h.client(fe::parse("", "SELECT 1"));
+  h.clock.advance(std::chrono::milliseconds(5));  // the rest of the batch arrives later
+  h.client(fe::bind("") + fe::execute() + fe::sync());
+  h.clock.advance(std::chrono::milliseconds(1));
+  h.server(be::parse_complete() + be::bind_complete() + be::data_row() +
+           be::command_complete("SELECT 1") + be::ready());
+  CHECK(h.fsm->ended());
+  const auto counted = h.fsm->take_counters();
+  CHECK(counted.totals.queries == 1);
+  CHECK(counted.totals.query_us == 6'000);
+  CHECK(counted.totals.transactions == 1);
+  CHECK(h.fsm->counters().totals.queries == 0);  // handed over
+  CHECK(h.fsm->counters().totals.bytes_sent == 0);
+}
+
+TEST_CASE("lease_fsm: pipelined requests count once, when the last is answered",
+          "[pool][lease_fsm][stats]") {
+  lease_harness h;
+  h.client(fe::query("SELECT 1") + fe::query("SELECT 1"));
+  h.server(simple_select_replies());
+  CHECK(h.fsm->counters().totals.queries == 0);  // a reply is still owed
+  h.server(simple_select_replies());
+  CHECK(h.fsm->counters().totals.queries == 1);
+  CHECK(h.fsm->counters().totals.transactions == 1);
+}
+
+TEST_CASE("lease_fsm: errors relayed are counted by SQLSTATE class", "[pool][lease_fsm][stats]") {
+  lease_harness h;
+  h.client(fe::query("SELEC 1"));
+  h.server(be::error("42601", "syntax error") + be::ready());
+  const auto& c = h.fsm->counters();
+  REQUIRE(c.error_classes.size() == 1);
+  CHECK(sqlstate_class_name(c.error_classes[0]) == "42");
+  CHECK(c.totals.queries == 1);
+}
+
 }  // namespace
 }  // namespace sluice::pool
