@@ -43,7 +43,7 @@ std::string format_duration(std::chrono::milliseconds d) {
 
 client_session::client_session(daemon_context& context, stream_socket socket)
     : context_(context), socket_(std::move(socket)), in_(idle_read_size) {
-  peer_ = describe_endpoint(socket_);
+  peer_ = describe_endpoint(socket_.socket());
   ++context_.clients;
 }
 
@@ -64,7 +64,7 @@ awaitable<void> client_session::run() {
   auto& log = *context_.log;
   log.info("client accepted addr={}", peer_);
   error_code ignored;
-  socket_.set_option(tcp::no_delay(true), ignored);
+  socket_.socket().set_option(tcp::no_delay(true), ignored);
 
   const bool proceed = co_await log_in_within_deadline();
   if (proceed) {
@@ -81,8 +81,8 @@ awaitable<void> client_session::run() {
 
   if (server_) co_await leave_server_clean();
   if (cancel_key_) context_.cancels.leave(*cancel_key_);
-  socket_.shutdown(stream_socket::shutdown_both, ignored);
-  socket_.close(ignored);
+  socket_.socket().shutdown(stream_socket::shutdown_both, ignored);
+  socket_.socket().close(ignored);
   if (!database_.empty() || logged_in_) {
     log.info("client gone addr={} db={} user={} reason=\"{}\"", peer_, database_, user_,
              end_reason_);
@@ -115,7 +115,28 @@ awaitable<bool> client_session::log_in_within_deadline() {
   co_return proceed;
 }
 
+awaitable<bool> client_session::start_tls(protocol::tls_entry entry) {
+  const auto accepted = co_await accept_tls(socket_, *context_.tls, entry);
+  if (!accepted.ok) {
+    // Nothing is sent: the client's TLS stack got its alert, or is not speaking TLS at all.
+    context_.log->warn("client TLS refused addr={}: {}", peer_, accepted.problem);
+    end_reason_ = accepted.problem;
+  }
+  co_return accepted.ok;
+}
+
 awaitable<client_session::startup_step> client_session::read_startup() {
+  // PostgreSQL 17's direct TLS: the ClientHello comes first, with no SSLRequest. Peeked, so
+  // that OpenSSL reads it whole from the socket.
+  if (context_.tls) {
+    const auto first = co_await peek_first_byte(socket_.socket());
+    if (!first) {
+      end_reason_ = "closed before logging in";
+      co_return startup_step::done;
+    }
+    if (protocol::starts_direct_tls(*first) && !co_await start_tls(protocol::tls_entry::direct))
+      co_return startup_step::done;
+  }
   for (;;) {
     auto read = co_await read_message(socket_, in_, read_kind::startup,
                                       protocol::max_startup_packet_length);
@@ -139,6 +160,18 @@ awaitable<client_session::startup_step> client_session::read_startup() {
     }
     switch (packet->kind) {
       case protocol::startup_kind::ssl_request:
+        if (context_.tls && !socket_.encrypted()) {
+          // Bytes after the SSLRequest were sent in plain text before the handshake: taking
+          // them as if encrypted would let a man in the middle inject them (CVE-2021-23214).
+          if (!in_.empty()) {
+            co_await fail("08P01", "received unencrypted data after SSL request");
+            co_return startup_step::done;
+          }
+          if (co_await write_all(socket_, "S")) co_return startup_step::done;
+          if (!co_await start_tls(protocol::tls_entry::ssl_request)) co_return startup_step::done;
+          continue;
+        }
+        [[fallthrough]];
       case protocol::startup_kind::gssenc_request:
         // No TLS or GSSAPI encryption yet: 'N' tells the client to go on in plain text.
         if (co_await write_all(socket_, "N")) co_return startup_step::done;
@@ -188,6 +221,19 @@ awaitable<client_session::startup_step> client_session::read_startup() {
       co_await fail("28000", "no PostgreSQL user name specified in startup packet");
       co_return startup_step::done;
     }
+    if (context_.tls && !socket_.encrypted() &&
+        context_.tls->settings().effective_mode() == config::client_tls_mode::require) {
+      co_await fail("28000",
+                    "sluice requires TLS (listen.tls.mode is require): connect with "
+                    "sslmode=require or stronger");
+      co_return startup_step::done;
+    }
+    if (context_.tls && !certificate_matches_user(socket_, *context_.tls, user_)) {
+      co_await fail("28000", fmt::format("certificate validation (verify-full) failed for user "
+                                         "\"{}\": CN mismatch",
+                                         user_));
+      co_return startup_step::done;
+    }
     if (database_.empty()) database_ = user_;
     co_return startup_step::proceed;
   }
@@ -200,8 +246,11 @@ awaitable<bool> client_session::log_in() {
     co_return false;
   }
 
-  const auto outcome =
-      co_await authenticate_client(socket_, in_, settings.auth, user_, context_.credentials);
+  // Over TLS, SCRAM can bind the login to sluice's certificate.
+  const std::string* end_point =
+      socket_.encrypted() && context_.tls->end_point() ? &*context_.tls->end_point() : nullptr;
+  const auto outcome = co_await authenticate_client(socket_, in_, settings.auth, user_,
+                                                    context_.credentials, end_point);
   switch (outcome) {
     case auth_outcome::accepted:
       break;

@@ -25,7 +25,7 @@ using relay_end = pool::lease_end;
 
 class relay {
  public:
-  relay(stream_socket& client, byte_buffer& client_in, server_connection& server,
+  relay(client_transport& client, byte_buffer& client_in, server_connection& server,
         pool::lease_fsm& fsm);
   ~relay();
   relay(const relay&) = delete;
@@ -58,11 +58,11 @@ class relay {
   void spawn(awaitable<void> loop);
   pool::time_point now() const;
   // Lays out `out` as `buffers` and writes what the socket takes at once (see gathered_write).
-  static write_attempt write_segments_now(stream_socket& socket,
-                                          const protocol::output_segments& out,
+  template <class Stream>
+  static write_attempt write_segments_now(Stream& stream, const protocol::output_segments& out,
                                           gather_list& buffers);
 
-  stream_socket& client_;
+  client_transport& client_;
   byte_buffer& client_in_;
   server_connection& server_;
   pool::lease_fsm& fsm_;
