@@ -18,8 +18,8 @@ PACKAGES=(
   python3-asyncpg python3-sqlalchemy python3-psycopg python3-psycopg2 python3-django
   php-cli php-pgsql ruby ruby-pg ruby-activerecord
   libpostgresql-jdbc-java default-jdk-headless nodejs npm
-  # benchmarking and process tools
-  hyperfine procps
+  # benchmarking and process tools; the openssl CLI makes the TLS tests' certificates
+  hyperfine procps openssl
 )
 
 # A package counts as present when dpkg has it installed, or when an installed

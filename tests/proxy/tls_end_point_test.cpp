@@ -2,9 +2,9 @@
 
 #include <memory>
 
-#include <catch2/catch.hpp>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
+#include <catch2/catch.hpp>
 
 namespace sluice::proxy {
 namespace {
