@@ -61,10 +61,12 @@ class TlsClientTest(ProxyTestCase):
         cls.verify = cls.launch_sluice(listen={"tls": dict(
             tls, mode="require", ca_file=str(cls.certs.ca_cert), verify="verify-full")})
         cls.plain = cls.launch_sluice()
+        cls.pooled = cls.launch_sluice(pool_mode="transaction", pool_size=2,
+                                       listen={"tls": dict(tls, mode="require")})
 
     @classmethod
     def tearDownClass(cls):
-        for s in (cls.allow, cls.require, cls.verify, cls.plain):
+        for s in (cls.allow, cls.require, cls.verify, cls.plain, cls.pooled):
             s.stop()
         super().tearDownClass()
 
@@ -224,6 +226,67 @@ class TlsClientTest(ProxyTestCase):
             self.assertEqual(raw.recv(1), b"S")
             with self.assertRaises(ssl.SSLError):
                 context.wrap_socket(raw, server_hostname="localhost")
+
+    # -- the relay over TLS ---------------------------------------------------------
+
+    def psycopg_tls(self, sluice):
+        import psycopg
+        return psycopg.connect(host=harness.HOST, port=sluice.port, user=self.client_user,
+                               password=self.client_password, dbname="postgres",
+                               sslmode="verify-full", sslrootcert=str(self.certs.ca_cert),
+                               connect_timeout=10, autocommit=True)
+
+    def test_transaction_pool_relays_over_tls(self):
+        # Clients on TLS share two servers: extended-protocol statements, a 20 MB result, a
+        # COPY in both directions and transactions, from four clients at once.
+        import threading
+        errors = []
+
+        def client(n: int):
+            try:
+                with self.psycopg_tls(self.pooled) as conn:
+                    for i in range(30):
+                        self.assertEqual(conn.execute("SELECT %s::int + 1", (i,)).fetchone(),
+                                         (i + 1,))
+                        with conn.transaction():
+                            conn.execute("SELECT pg_catalog.txid_current()")
+                    rows = conn.execute("SELECT repeat('x', 1000) FROM "
+                                        "generate_series(1, 20000)").fetchall()
+                    self.assertEqual(len(rows), 20000)
+                    self.assertEqual(rows[-1][0], "x" * 1000)
+                    with conn.transaction():
+                        conn.execute(f"CREATE TEMP TABLE t{n} (a int, b text) ON COMMIT DROP")
+                        with conn.cursor().copy(f"COPY t{n} FROM STDIN") as copy:
+                            for i in range(5000):
+                                copy.write_row((i, "y" * 100))
+                        out = bytearray()
+                        with conn.cursor().copy(f"COPY t{n} TO STDOUT") as copy:
+                            for chunk in copy:
+                                out += chunk
+                        self.assertEqual(out.count(b"\n"), 5000)
+            except Exception as exc:  # reported below, from the main thread
+                errors.append(exc)
+
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        self.assertFalse(any(t.is_alive() for t in threads), "a client hung")
+        self.assertEqual(errors, [])
+
+    def test_pgbench_prepared_over_tls(self):
+        script = self.certs_dir / "bench.sql"
+        script.write_text("\\set n random(1, 1000)\nSELECT :n + 1;\n")
+        r = harness.run(["pgbench", "-n", "-h", harness.HOST, "-p", str(self.pooled.port),
+                         "-U", self.client_user, "-M", "prepared", "-c", "4", "-j", "2",
+                         "-t", "200", "-f", str(script), "postgres"], 120,
+                        env=harness.client_env(self.client_password, PGSSLMODE="require"),
+                        check=False)
+        self.assertEqual(r.returncode, 0, f"{r.stdout}\n{r.stderr}")
+        stats = harness.parse_pgbench(r.stdout)
+        self.assertEqual(stats.get("processed"), 800, r.stdout)
+        self.assertEqual(stats.get("failed"), 0, r.stdout)
 
     # -- broken handshakes cost one connection ------------------------------------
 
