@@ -160,7 +160,11 @@ awaitable<client_session::startup_step> client_session::read_startup() {
     }
     switch (packet->kind) {
       case protocol::startup_kind::ssl_request:
-        if (context_.tls && !socket_.encrypted()) {
+        if (socket_.encrypted()) {
+          co_await fail("08P01", "SSLRequest received on a connection already using TLS");
+          co_return startup_step::done;
+        }
+        if (context_.tls) {
           // Bytes after the SSLRequest were sent in plain text before the handshake: taking
           // them as if encrypted would let a man in the middle inject them (CVE-2021-23214).
           if (!in_.empty()) {

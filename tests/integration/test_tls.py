@@ -205,6 +205,13 @@ class TlsClientTest(ProxyTestCase):
             mechanisms = [m.decode() for m in body[4:].split(b"\0") if m]
             self.assertEqual(mechanisms, ["SCRAM-SHA-256-PLUS", "SCRAM-SHA-256"])
 
+    def test_ssl_request_inside_tls_is_refused(self):
+        with self.direct_tls(self.allow.port, ["postgresql"]) as tls:
+            tls.sendall(SSL_REQUEST)
+            kind, body = read_backend_message(tls)
+            self.assertEqual(kind, b"E")
+            self.assertEqual(pgwire.parse_error_fields(body)["C"], "08P01")
+
     def test_direct_tls_without_alpn_is_closed(self):
         with self.direct_tls(self.allow.port, None) as tls:
             try:
