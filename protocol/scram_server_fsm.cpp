@@ -21,9 +21,11 @@ std::string random_nonce() {
 
 }  // namespace
 
-scram_server_fsm::scram_server_fsm(scram_verifier v, std::string server_nonce)
+scram_server_fsm::scram_server_fsm(scram_verifier v, std::string server_nonce,
+                                   std::optional<scram_channel_binding> binding)
     : verifier_(std::move(v)),
-      server_nonce_(server_nonce.empty() ? random_nonce() : std::move(server_nonce)) {}
+      server_nonce_(server_nonce.empty() ? random_nonce() : std::move(server_nonce)),
+      binding_(std::move(binding)) {}
 
 result<std::string> scram_server_fsm::fail(errc e) {
   state_ = state::failed;
@@ -35,15 +37,30 @@ result<std::string> scram_server_fsm::fail(errc e) {
 // client-first-message-bare = [reserved-mext ","] "n=" saslname "," "r=" c-nonce ["," extensions]
 result<std::string> scram_server_fsm::on_client_first(std::string_view message) {
   if (state_ != state::awaiting_client_first) return fail(errc::malformed);
-  if (message.starts_with("p=")) return fail(errc::unsupported_mechanism);
-  if (message.size() < 2 || (message[0] != 'n' && message[0] != 'y') || message[1] != ',') {
+  const bool plus = binding_ && binding_->plus_selected;
+  std::size_t flag_end = 1;  // just past "n", "y" or "p=<cb-name>"
+  if (message.starts_with("p=")) {
+    flag_end = message.find(',');
+    if (flag_end == std::string_view::npos) return fail(errc::malformed);
+    if (!binding_) return fail(errc::unsupported_mechanism);  // not offered: a plain connection
+    if (!plus) return fail(errc::malformed);  // binding data, but plain SCRAM-SHA-256 chosen
+    if (message.substr(2, flag_end - 2) != "tls-server-end-point") {
+      return fail(errc::unsupported_mechanism);
+    }
+    binding_data_ = binding_->tls_server_end_point;
+  } else if (message.starts_with("n") || message.starts_with("y")) {
+    // -PLUS chosen but no binding data; or "y": the client thinks we offer no binding while we
+    // do (over TLS), which means someone stripped -PLUS from our list.
+    if (plus || (message[0] == 'y' && binding_)) return fail(errc::malformed);
+  } else {
     return fail(errc::malformed);
   }
-  if (message.substr(2).starts_with("a=")) return fail(errc::unsupported_mechanism);
-  if (message.size() < 3 || message[2] != ',') return fail(errc::malformed);
-  gs2_header_ = message.substr(0, 3);
+  if (message.size() <= flag_end || message[flag_end] != ',') return fail(errc::malformed);
+  if (message.substr(flag_end + 1).starts_with("a=")) return fail(errc::unsupported_mechanism);
+  if (message.size() <= flag_end + 1 || message[flag_end + 1] != ',') return fail(errc::malformed);
+  gs2_header_ = message.substr(0, flag_end + 2);
 
-  std::string_view bare = message.substr(3);
+  std::string_view bare = message.substr(gs2_header_.size());
   client_first_bare_ = bare;
   if (bare.starts_with("m=")) return fail(errc::unsupported_mechanism);
   // The user name is ignored, as PostgreSQL does: the StartupMessage already named the role.
@@ -69,7 +86,7 @@ result<std::string> scram_server_fsm::on_client_final(std::string_view message) 
   std::string_view rest = message;
 
   const auto channel_binding = expect_scram_attribute(rest, 'c');
-  if (!channel_binding || *channel_binding != base64_encode(gs2_header_)) {
+  if (!channel_binding || *channel_binding != base64_encode(gs2_header_ + binding_data_)) {
     return fail(errc::malformed);
   }
   const auto nonce = expect_scram_attribute(rest, 'r');

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -9,10 +10,24 @@
 
 namespace sluice::protocol {
 
+// Channel binding over TLS (SCRAM-SHA-256-PLUS, RFC 5802 section 6): what the server offers and
+// what the client picked. Only tls-server-end-point (RFC 5929 section 4.1), as PostgreSQL.
+struct scram_channel_binding {
+  std::string tls_server_end_point;  // hash of the server's certificate (see tls_end_point)
+  bool plus_selected = false;        // the client chose SCRAM-SHA-256-PLUS
+};
+
 // sluice acting as the SCRAM-SHA-256 server: it authenticates a client against a stored verifier,
-// as PostgreSQL's auth-scram.c does. No channel binding: the client's gs2 header must be "n,,"
-// (client does not support it) or "y,," (client does, thinks we do not); "p=..." is
-// errc::unsupported_mechanism, as is an authzid or a mandatory extension ("m=").
+// as PostgreSQL's auth-scram.c does. The gs2 header is checked as read_client_first_message()
+// does:
+//   without channel binding offered (plain connection): "n,," or "y,,"; "p=" is
+//     errc::unsupported_mechanism.
+//   with it offered (TLS): the client chose -PLUS: "p=tls-server-end-point,," only (another
+//     type is errc::unsupported_mechanism); it chose plain SCRAM-SHA-256: "n,," only ("y,," is
+//     a downgrade, "p=" a mismatch: both malformed).
+// An authzid or a mandatory extension ("m=") is errc::unsupported_mechanism.
+// The client-final's c= must be base64(gs2 header + binding data), so a proxy in between that
+// terminates TLS with another certificate makes the proof fail.
 // https://www.postgresql.org/docs/15/sasl-authentication.html#SASL-SCRAM-SHA-256
 //
 // Flow:
@@ -24,7 +39,9 @@ namespace sluice::protocol {
 class scram_server_fsm {
  public:
   // An empty `server_nonce` draws 18 random bytes, base64-encoded, like PostgreSQL.
-  explicit scram_server_fsm(scram_verifier v, std::string server_nonce = {});
+  // Without `binding`, channel binding is not offered.
+  explicit scram_server_fsm(scram_verifier v, std::string server_nonce = {},
+                            std::optional<scram_channel_binding> binding = std::nullopt);
 
   // client-first-message -> server-first-message "r=<nonce>,s=<salt>,i=<iterations>".
   result<std::string> on_client_first(std::string_view client_first_message);
@@ -49,7 +66,9 @@ class scram_server_fsm {
   scram_verifier verifier_;
   std::string server_nonce_;
   state state_ = state::awaiting_client_first;
-  std::string gs2_header_;         // "n,," or "y,,", to check the final message's c= against.
+  std::optional<scram_channel_binding> binding_;  // offered over TLS
+  std::string gs2_header_;         // e.g. "n,,": the final message's c= is checked against it
+  std::string binding_data_;       // appended to gs2_header_ in c=: empty unless "p=" was used
   std::string client_first_bare_;  // Part of the AuthMessage.
   std::string server_first_;       // Part of the AuthMessage.
   std::string nonce_;              // Client nonce + server nonce.

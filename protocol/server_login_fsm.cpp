@@ -23,6 +23,49 @@ std::string server_login_fsm::start() const {
   return out;
 }
 
+std::string server_login_fsm::ssl_request(const server_tls_plan& plan) {
+  awaiting_ssl_answer_ = plan;
+  std::string out;
+  append_ssl_request(out);
+  return out;
+}
+
+std::string server_login_fsm::tls_established() {
+  if (state_ != state::tls_handshake) {
+    fail("TLS established out of order");
+    return {};
+  }
+  state_ = state::reading;
+  return start();
+}
+
+server_login_fsm::step server_login_fsm::on_ssl_answer_byte(std::span<const char> bytes) {
+  step out;
+  if (bytes.empty()) return out;
+  const server_tls_plan plan = *awaiting_ssl_answer_;
+  awaiting_ssl_answer_.reset();
+  out.consumed = 1;
+  const char answer = bytes[0];
+  switch (on_ssl_answer(plan, answer)) {
+    case ssl_answer_action::handshake:
+      if (bytes.size() > 1) {
+        fail("received unencrypted data after SSL response");
+      } else {
+        state_ = state::tls_handshake;
+      }
+      break;
+    case ssl_answer_action::go_on_plain:
+      out.reply = start();
+      break;
+    case ssl_answer_action::fail:
+      fail(answer == 'N' ? "server does not support SSL, but SSL was required"
+                         : "received invalid response to SSL negotiation");
+      break;
+  }
+  out.now = state_;
+  return out;
+}
+
 void server_login_fsm::fail(std::string problem) {
   problem_ = std::move(problem);
   state_ = state::failed;
@@ -78,6 +121,7 @@ void server_login_fsm::on_authentication(std::span<const char> body, std::string
 
 server_login_fsm::step server_login_fsm::on_server_bytes(std::span<const char> bytes) {
   namespace be = backend_type;
+  if (awaiting_ssl_answer_) return on_ssl_answer_byte(bytes);
   step out;
   while (state_ == state::reading && out.consumed < bytes.size()) {
     const auto framed = frame_message(bytes.subspan(out.consumed), max_message_size_);

@@ -13,6 +13,13 @@
 //                              for what sluice cannot do: see problem()).
 // Each call takes only complete messages and leaves a partial one unconsumed, so bytes may
 // arrive split anywhere.
+//
+// With TLS (sslmode asks for it, see server_tls_policy): ssl_request(plan) instead of start()
+//   -> on_server_bytes(answer): 'S' -> tls_handshake (the driver runs the handshake, then
+//      sends tls_established()'s StartupMessage); 'N' -> the StartupMessage in plain text as
+//      the reply, or failed when the plan requires TLS; anything else -> failed.
+//   Bytes after the 'S' were sent before encryption: failed (libpq's CVE-2021-23222 check).
+// The driver does not use this step yet: TLS towards servers is still refused by the config.
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -21,6 +28,7 @@
 #include <vector>
 
 #include "protocol/scram_client_fsm.hpp"
+#include "protocol/server_tls_policy.hpp"
 
 namespace sluice::protocol {
 
@@ -49,10 +57,11 @@ class server_login_fsm {
   };
 
   enum class state {
-    reading,   // waiting for more from the server
-    ready,     // ReadyForQuery arrived: logged in
-    rejected,  // the server sent an ErrorResponse
-    failed,    // a protocol violation or an authentication sluice cannot do
+    reading,        // waiting for more from the server
+    ready,          // ReadyForQuery arrived: logged in
+    rejected,       // the server sent an ErrorResponse
+    failed,         // a protocol violation or an authentication sluice cannot do
+    tls_handshake,  // the server said 'S' to ssl_request(): handshake, then tls_established()
   };
   struct step {
     std::size_t consumed = 0;
@@ -64,6 +73,11 @@ class server_login_fsm {
   server_login_fsm(login credentials, std::uint32_t max_message_size);
 
   std::string start() const;
+  // The SSLRequest to send first when `plan.first_attempt_tls`; the answer then goes to
+  // on_server_bytes like any other bytes.
+  std::string ssl_request(const server_tls_plan& plan);
+  // After a successful handshake: the StartupMessage, to send over TLS.
+  std::string tls_established();
   step on_server_bytes(std::span<const char> bytes);
 
   state current() const { return state_; }
@@ -75,10 +89,13 @@ class server_login_fsm {
   // One Authentication request; appends the answer to `reply`, or sets problem_.
   void on_authentication(std::span<const char> body, std::string& reply);
   void fail(std::string problem);
+  // The one-byte answer to SSLRequest at the start of `bytes`.
+  step on_ssl_answer_byte(std::span<const char> bytes);
 
   login login_;
   std::uint32_t max_message_size_;
   state state_ = state::reading;
+  std::optional<server_tls_plan> awaiting_ssl_answer_;  // set by ssl_request() until answered
   std::optional<scram_client_fsm> scram_;
   bool authenticated_ = false;  // AuthenticationOk arrived
   session session_;

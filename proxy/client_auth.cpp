@@ -24,7 +24,7 @@ struct password_read {
   std::string body;
 };
 
-awaitable<password_read> read_password_message(stream_socket& socket, byte_buffer& buffer) {
+awaitable<password_read> read_password_message(client_transport& socket, byte_buffer& buffer) {
   password_read out;
   auto read = co_await read_message(socket, buffer, read_kind::typed, max_auth_message);
   if (read.error) {
@@ -40,19 +40,36 @@ awaitable<password_read> read_password_message(stream_socket& socket, byte_buffe
   co_return out;
 }
 
-awaitable<auth_outcome> scram_exchange(stream_socket& socket, byte_buffer& buffer,
-                                       const protocol::scram_verifier& verifier, bool known_user) {
+constexpr std::string_view scram = "SCRAM-SHA-256";
+constexpr std::string_view scram_plus = "SCRAM-SHA-256-PLUS";
+
+awaitable<auth_outcome> scram_exchange(client_transport& socket, byte_buffer& buffer,
+                                       const protocol::scram_verifier& verifier, bool known_user,
+                                       const std::string* tls_end_point) {
   std::string out;
-  const std::array<std::string_view, 1> mechanisms{"SCRAM-SHA-256"};
-  protocol::append_authentication_sasl(out, mechanisms);
+  // -PLUS first, as PostgreSQL lists them: a client that can bind picks it.
+  const std::array<std::string_view, 2> with_plus{scram_plus, scram};
+  const std::array<std::string_view, 1> without_plus{scram};
+  if (tls_end_point) {
+    protocol::append_authentication_sasl(out, with_plus);
+  } else {
+    protocol::append_authentication_sasl(out, without_plus);
+  }
   if (co_await write_all(socket, out)) co_return auth_outcome::disconnected;
 
   auto initial = co_await read_password_message(socket, buffer);
   if (initial.failure != auth_outcome::accepted) co_return initial.failure;
   auto first = protocol::decode_sasl_initial_response(initial.body);
-  if (!first || first->mechanism != "SCRAM-SHA-256") co_return auth_outcome::protocol_error;
+  if (!first) co_return auth_outcome::protocol_error;
+  const bool plus = first->mechanism == scram_plus;
+  if (!(first->mechanism == scram || (plus && tls_end_point)))
+    co_return auth_outcome::protocol_error;
 
-  protocol::scram_server_fsm fsm(verifier);
+  std::optional<protocol::scram_channel_binding> binding;
+  if (tls_end_point)
+    binding = protocol::scram_channel_binding{.tls_server_end_point = *tls_end_point,
+                                              .plus_selected = plus};
+  protocol::scram_server_fsm fsm(verifier, {}, std::move(binding));
   auto server_first = fsm.on_client_first(first->data);
   if (!server_first) co_return auth_outcome::protocol_error;
   out.clear();
@@ -71,7 +88,7 @@ awaitable<auth_outcome> scram_exchange(stream_socket& socket, byte_buffer& buffe
   co_return auth_outcome::accepted;
 }
 
-awaitable<auth_outcome> md5_exchange(stream_socket& socket, byte_buffer& buffer,
+awaitable<auth_outcome> md5_exchange(client_transport& socket, byte_buffer& buffer,
                                      const user_credentials& user, bool known_user) {
   std::array<char, 4> salt;
   protocol::random_bytes(salt);
@@ -101,7 +118,7 @@ bool cleartext_matches(const user_credentials& user, std::string_view password) 
   return false;
 }
 
-awaitable<auth_outcome> cleartext_exchange(stream_socket& socket, byte_buffer& buffer,
+awaitable<auth_outcome> cleartext_exchange(client_transport& socket, byte_buffer& buffer,
                                            const user_credentials& user, bool known_user) {
   std::string out;
   protocol::append_authentication_cleartext(out);
@@ -116,9 +133,10 @@ awaitable<auth_outcome> cleartext_exchange(stream_socket& socket, byte_buffer& b
 
 }  // namespace
 
-awaitable<auth_outcome> authenticate_client(stream_socket& socket, byte_buffer& buffer,
+awaitable<auth_outcome> authenticate_client(client_transport& socket, byte_buffer& buffer,
                                             config::auth_method method, std::string_view user_name,
-                                            const credential_store& store) {
+                                            const credential_store& store,
+                                            const std::string* tls_end_point) {
   const user_credentials* known = store.find(user_name);
   // An unknown user is checked like a known one, against secrets no password matches.
   const user_credentials mock = known ? user_credentials{} : store.mock_user(user_name);
@@ -128,12 +146,14 @@ awaitable<auth_outcome> authenticate_client(stream_socket& socket, byte_buffer& 
     case config::auth_method::scram_sha_256:
       // A user stored only as an md5 hash cannot do SCRAM; like PostgreSQL, that login fails
       // after an exchange against the name's mock verifier.
-      if (user.scram) co_return co_await scram_exchange(socket, buffer, *user.scram, known_user);
-      co_return co_await scram_exchange(socket, buffer, store.mock_verifier(user_name), false);
+      if (user.scram)
+        co_return co_await scram_exchange(socket, buffer, *user.scram, known_user, tls_end_point);
+      co_return co_await scram_exchange(socket, buffer, store.mock_verifier(user_name), false,
+                                        tls_end_point);
     case config::auth_method::md5:
       // As in PostgreSQL, md5 upgrades to SCRAM for a user whose secret is a SCRAM verifier.
       if (!user.md5_hash && user.scram)
-        co_return co_await scram_exchange(socket, buffer, *user.scram, known_user);
+        co_return co_await scram_exchange(socket, buffer, *user.scram, known_user, tls_end_point);
       co_return co_await md5_exchange(socket, buffer, user, known_user);
     case config::auth_method::plain:
       co_return co_await cleartext_exchange(socket, buffer, user, known_user);

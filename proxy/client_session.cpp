@@ -57,12 +57,12 @@ client_session::client_session(daemon_context& context, stream_socket socket)
       socket_(std::move(socket)),
       in_(idle_read_size),
       status_(context.directory.next_id()) {
-  peer_ = describe_endpoint(socket_);
+  peer_ = describe_endpoint(socket_.socket());
   ++context_.clients;
   error_code ec;
-  if (auto remote = socket_.remote_endpoint(ec); !ec)
+  if (auto remote = socket_.socket().remote_endpoint(ec); !ec)
     std::tie(status_.address, status_.port) = address_and_port(remote);
-  if (auto local = socket_.local_endpoint(ec); !ec)
+  if (auto local = socket_.socket().local_endpoint(ec); !ec)
     std::tie(status_.local_address, status_.local_port) = address_and_port(local);
   status_.connected_at_us = wall_clock_us();
   context_.directory.add(status_);
@@ -90,18 +90,18 @@ awaitable<void> client_session::run() {
   auto& log = *context_.log;
   log.info("client accepted addr={}", peer_);
   error_code ignored;
-  socket_.set_option(tcp::no_delay(true), ignored);
+  socket_.socket().set_option(tcp::no_delay(true), ignored);
   // For the console's KILL and KILL_CLIENT: closing the socket ends whatever this session awaits.
-  context_.directory.set_closer(status_,
-                                [weak = weak_from_this(), executor = socket_.get_executor()] {
-                                  asio::post(executor, [weak] {
-                                    if (auto self = weak.lock()) {
-                                      self->end_reason_ = "killed from the admin console";
-                                      error_code ec;
-                                      self->socket_.close(ec);
-                                    }
-                                  });
-                                });
+  context_.directory.set_closer(
+      status_, [weak = weak_from_this(), executor = socket_.socket().get_executor()] {
+        asio::post(executor, [weak] {
+          if (auto self = weak.lock()) {
+            self->end_reason_ = "killed from the admin console";
+            error_code ec;
+            self->socket_.socket().close(ec);
+          }
+        });
+      });
 
   const auto accepted = std::chrono::steady_clock::now();
   const bool proceed = co_await log_in_within_deadline();
@@ -130,8 +130,8 @@ awaitable<void> client_session::run() {
   if (!proceed) count_login_failure(end_reason_ == "login timed out");
   if (server_) co_await leave_server_clean();
   if (cancel_key_) context_.cancels.leave(*cancel_key_);
-  socket_.shutdown(stream_socket::shutdown_both, ignored);
-  socket_.close(ignored);
+  socket_.socket().shutdown(stream_socket::shutdown_both, ignored);
+  socket_.socket().close(ignored);
   if (!database_.empty() || logged_in_) {
     log.info("client gone addr={} db={} user={} reason=\"{}\"", peer_, database_, user_,
              end_reason_);
@@ -164,7 +164,28 @@ awaitable<bool> client_session::log_in_within_deadline() {
   co_return proceed;
 }
 
+awaitable<bool> client_session::start_tls(protocol::tls_entry entry) {
+  const auto accepted = co_await accept_tls(socket_, *context_.tls, entry);
+  if (!accepted.ok) {
+    // Nothing is sent: the client's TLS stack got its alert, or is not speaking TLS at all.
+    context_.log->warn("client TLS refused addr={}: {}", peer_, accepted.problem);
+    end_reason_ = accepted.problem;
+  }
+  co_return accepted.ok;
+}
+
 awaitable<client_session::startup_step> client_session::read_startup() {
+  // PostgreSQL 17's direct TLS: the ClientHello comes first, with no SSLRequest. Peeked, so
+  // that OpenSSL reads it whole from the socket.
+  if (context_.tls) {
+    const auto first = co_await peek_first_byte(socket_.socket());
+    if (!first) {
+      end_reason_ = "closed before logging in";
+      co_return startup_step::done;
+    }
+    if (protocol::starts_direct_tls(*first) && !co_await start_tls(protocol::tls_entry::direct))
+      co_return startup_step::done;
+  }
   for (;;) {
     auto read = co_await read_message(socket_, in_, read_kind::startup,
                                       protocol::max_startup_packet_length);
@@ -188,6 +209,22 @@ awaitable<client_session::startup_step> client_session::read_startup() {
     }
     switch (packet->kind) {
       case protocol::startup_kind::ssl_request:
+        if (socket_.encrypted()) {
+          co_await fail("08P01", "SSLRequest received on a connection already using TLS");
+          co_return startup_step::done;
+        }
+        if (context_.tls) {
+          // Bytes after the SSLRequest were sent in plain text before the handshake: taking
+          // them as if encrypted would let a man in the middle inject them (CVE-2021-23214).
+          if (!in_.empty()) {
+            co_await fail("08P01", "received unencrypted data after SSL request");
+            co_return startup_step::done;
+          }
+          if (co_await write_all(socket_, "S")) co_return startup_step::done;
+          if (!co_await start_tls(protocol::tls_entry::ssl_request)) co_return startup_step::done;
+          continue;
+        }
+        [[fallthrough]];
       case protocol::startup_kind::gssenc_request:
         // No TLS or GSSAPI encryption yet: 'N' tells the client to go on in plain text.
         if (co_await write_all(socket_, "N")) co_return startup_step::done;
@@ -237,6 +274,19 @@ awaitable<client_session::startup_step> client_session::read_startup() {
       co_await fail("28000", "no PostgreSQL user name specified in startup packet");
       co_return startup_step::done;
     }
+    if (context_.tls && !socket_.encrypted() &&
+        context_.tls->settings().effective_mode() == config::client_tls_mode::require) {
+      co_await fail("28000",
+                    "sluice requires TLS (listen.tls.mode is require): connect with "
+                    "sslmode=require or stronger");
+      co_return startup_step::done;
+    }
+    if (context_.tls && !certificate_matches_user(socket_, *context_.tls, user_)) {
+      co_await fail("28000", fmt::format("certificate validation (verify-full) failed for user "
+                                         "\"{}\": CN mismatch",
+                                         user_));
+      co_return startup_step::done;
+    }
     if (database_.empty()) database_ = user_;
     co_return startup_step::proceed;
   }
@@ -249,8 +299,11 @@ awaitable<bool> client_session::log_in() {
     co_return false;
   }
 
-  const auto outcome =
-      co_await authenticate_client(socket_, in_, settings.auth, user_, context_.credentials);
+  // Over TLS, SCRAM can bind the login to sluice's certificate.
+  const std::string* end_point =
+      socket_.encrypted() && context_.tls->end_point() ? &*context_.tls->end_point() : nullptr;
+  const auto outcome = co_await authenticate_client(socket_, in_, settings.auth, user_,
+                                                    context_.credentials, end_point);
   switch (outcome) {
     case auth_outcome::accepted:
       break;

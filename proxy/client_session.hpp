@@ -1,7 +1,8 @@
 #pragma once
 // One client connection, from its first byte to its last.
 //
-// Flow: startup (SSLRequest/GSSENCRequest → 'N'; CancelRequest → forward and close;
+// Flow: startup (SSLRequest → 'S' and TLS when listen.tls allows it, else 'N'; a ClientHello
+// first → direct TLS; GSSENCRequest → 'N'; CancelRequest → forward and close;
 // StartupMessage 3.0) → authenticate against `users` → pick the pool for (database, user) →
 // welcome (AuthenticationOk, ParameterStatus, sluice's own BackendKeyData, ReadyForQuery) →
 // serve: wait for the client's next request, lease a server (transaction mode: per
@@ -28,6 +29,8 @@
 #include "proxy/asio.hpp"
 #include "proxy/byte_buffer.hpp"
 #include "proxy/cancel_directory.hpp"
+#include "proxy/client_tls.hpp"
+#include "proxy/client_transport.hpp"
 #include "proxy/config/settings.hpp"
 #include "proxy/credentials.hpp"
 #include "proxy/daemon_context.hpp"
@@ -46,6 +49,8 @@ class client_session : public std::enable_shared_from_this<client_session> {
  private:
   enum class startup_step { proceed, done };
   awaitable<startup_step> read_startup();
+  // Moves the connection onto TLS (see client_tls.hpp); false: it failed, the session ends.
+  awaitable<bool> start_tls(protocol::tls_entry entry);
   awaitable<bool> log_in();
   // ParameterStatus for each name a fresh server reports, with the client's values, then
   // sluice's BackendKeyData and ReadyForQuery.
@@ -95,7 +100,7 @@ class client_session : public std::enable_shared_from_this<client_session> {
                        std::string_view severity = "FATAL");
 
   daemon_context& context_;
-  stream_socket socket_;
+  client_transport socket_;
   byte_buffer in_;
   std::string peer_;
 

@@ -7,6 +7,7 @@
 #include "proxy/asio.hpp"
 #include "proxy/cancel_directory.hpp"
 #include "proxy/client_session.hpp"
+#include "proxy/client_tls.hpp"
 #include "proxy/credentials.hpp"
 #include "proxy/metrics_endpoint.hpp"
 #include "proxy/pool_registry.hpp"
@@ -63,11 +64,24 @@ int run_daemon(const config::settings& settings, std::shared_ptr<spdlog::logger>
   pool_registry pools(workers, settings, credentials, log);
   cancel_directory cancels;
   shared_statement_registry statements;
+  std::unique_ptr<client_tls> tls;
+  if (settings.listen.tls.effective_mode() != config::client_tls_mode::disable) {
+    try {
+      tls = std::make_unique<client_tls>(settings.listen.tls);
+    } catch (const std::exception& e) {
+      log->critical("cannot set up TLS: {}", e.what());
+      return 1;
+    }
+    if (!tls->end_point())
+      log->warn(
+          "listen.tls.cert_file: no tls-server-end-point hash for this certificate's "
+          "signature algorithm; SCRAM-SHA-256-PLUS (channel binding) is not offered");
+  }
   client_directory directory;
   daemon_counters counters;
   console_controls controls;
   daemon_context context{settings,  credentials, pools,    cancels, statements,
-                         directory, counters,    controls, log};
+                         directory, counters,    controls, log,     tls.get()};
 
   tcp::acceptor acceptor(io);
   try {
@@ -103,12 +117,10 @@ int run_daemon(const config::settings& settings, std::shared_ptr<spdlog::logger>
     }
     log->info("metrics on http://{}:{}/metrics", settings.listen.host,
               settings.listen.metrics_port);
-    asio::co_spawn(
-        io,
-        serve_metrics(
-            metrics,
-            [&] { return take_snapshot(context); }, log),
-        asio::detached);
+    asio::co_spawn(io,
+                   serve_metrics(
+                       metrics, [&] { return take_snapshot(context); }, log),
+                   asio::detached);
   }
   pools.warm_up();
 

@@ -9,6 +9,7 @@
 
 #include "proxy/cancel_directory.hpp"
 #include "proxy/client_directory.hpp"
+#include "proxy/client_tls.hpp"
 #include "proxy/config/settings.hpp"
 #include "proxy/console_controls.hpp"
 #include "proxy/credentials.hpp"
@@ -29,6 +30,7 @@ struct daemon_context {
   daemon_counters& counters;    // failed logins, errors sent
   console_controls& controls;   // PAUSE, DISABLE and their opposites
   std::shared_ptr<spdlog::logger> log;
+  client_tls* tls = nullptr;              // null when listen.tls.mode is disable
   std::atomic<std::uint32_t> clients{0};  // sessions alive, for max_clients
   // Set once the daemon drains (not implemented yet: the drain that will set it is another
   // change); /readyz then answers 503 so load balancers stop sending new clients.

@@ -39,8 +39,8 @@ write_attempt write_now(stream_socket& socket, const gather_list& buffers) {
   return attempt;
 }
 
-awaitable<error_code> write_rest(stream_socket& socket, const gather_list& buffers,
-                                 std::size_t skip) {
+template <class Stream>
+awaitable<error_code> write_rest(Stream& socket, const gather_list& buffers, std::size_t skip) {
   gather_list rest;
   for (const auto& buffer : buffers) {
     if (skip >= buffer.size()) {
@@ -55,5 +55,8 @@ awaitable<error_code> write_rest(stream_socket& socket, const gather_list& buffe
   auto [ec, n] = co_await asio::async_write(socket, remaining, use_nothrow);
   co_return ec;
 }
+
+template awaitable<error_code> write_rest(stream_socket&, const gather_list&, std::size_t);
+template awaitable<error_code> write_rest(client_transport&, const gather_list&, std::size_t);
 
 }  // namespace sluice::proxy

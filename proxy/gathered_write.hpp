@@ -11,6 +11,7 @@
 #include <boost/container/small_vector.hpp>
 
 #include "proxy/asio.hpp"
+#include "proxy/client_transport.hpp"
 
 namespace sluice::proxy {
 
@@ -25,9 +26,16 @@ struct write_attempt {
 
 // One sendmsg with MSG_DONTWAIT | MSG_NOSIGNAL; retried only when interrupted by a signal.
 write_attempt write_now(stream_socket& socket, const gather_list& buffers);
+// The same for a client: over TLS nothing is written at once (the bytes must go through the
+// TLS stream), so write_rest writes them all.
+inline write_attempt write_now(client_transport& client, const gather_list& buffers) {
+  if (client.encrypted()) return {};
+  return write_now(client.socket(), buffers);
+}
 
-// The bytes of `buffers` after the first `skip`, written asynchronously.
-awaitable<error_code> write_rest(stream_socket& socket, const gather_list& buffers,
-                                 std::size_t skip);
+// The bytes of `buffers` after the first `skip`, written asynchronously (instantiated for a
+// stream_socket and a client_transport).
+template <class Stream>
+awaitable<error_code> write_rest(Stream& stream, const gather_list& buffers, std::size_t skip);
 
 }  // namespace sluice::proxy

@@ -2,7 +2,8 @@
 
 namespace sluice::proxy {
 
-awaitable<read_outcome> read_message(stream_socket& socket, byte_buffer& buffer, read_kind kind,
+template <class Stream>
+awaitable<read_outcome> read_message(Stream& socket, byte_buffer& buffer, read_kind kind,
                                      std::uint32_t max_length) {
   read_outcome out;
   for (;;) {
@@ -28,10 +29,18 @@ awaitable<read_outcome> read_message(stream_socket& socket, byte_buffer& buffer,
   }
 }
 
-awaitable<error_code> write_all(stream_socket& socket, std::string_view bytes) {
+template <class Stream>
+awaitable<error_code> write_all(Stream& socket, std::string_view bytes) {
   auto [ec, n] =
       co_await asio::async_write(socket, asio::buffer(bytes.data(), bytes.size()), use_nothrow);
   co_return ec;
 }
+
+template awaitable<read_outcome> read_message(stream_socket&, byte_buffer&, read_kind,
+                                              std::uint32_t);
+template awaitable<read_outcome> read_message(client_transport&, byte_buffer&, read_kind,
+                                              std::uint32_t);
+template awaitable<error_code> write_all(stream_socket&, std::string_view);
+template awaitable<error_code> write_all(client_transport&, std::string_view);
 
 }  // namespace sluice::proxy

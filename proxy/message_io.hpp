@@ -7,6 +7,7 @@
 #include "protocol/framing.hpp"
 #include "proxy/asio.hpp"
 #include "proxy/byte_buffer.hpp"
+#include "proxy/client_transport.hpp"
 
 namespace sluice::proxy {
 
@@ -24,16 +25,18 @@ struct read_outcome {
 
 // Reads until `buffer` holds one complete message. The length is checked against
 // `max_length` from the header alone, before anything of the body is buffered.
-awaitable<read_outcome> read_message(stream_socket& socket, byte_buffer& buffer, read_kind kind,
+// `Stream` is a server's stream_socket or a client's client_transport (instantiated for both).
+template <class Stream>
+awaitable<read_outcome> read_message(Stream& stream, byte_buffer& buffer, read_kind kind,
                                      std::uint32_t max_length);
 
-awaitable<error_code> write_all(stream_socket& socket, std::string_view bytes);
+template <class Stream>
+awaitable<error_code> write_all(Stream& stream, std::string_view bytes);
 
 // Runs `op` but gives up after `timeout`, cancelling the socket's operations.
 // Returns the op's result, or operation_aborted/timed_out when the deadline wins.
-template <class T>
-awaitable<T> with_deadline(stream_socket& socket, std::chrono::milliseconds timeout,
-                           awaitable<T> op) {
+template <class T, class Stream>
+awaitable<T> with_deadline(Stream& socket, std::chrono::milliseconds timeout, awaitable<T> op) {
   using namespace asio::experimental::awaitable_operators;
   asio::steady_timer timer(socket.get_executor(), timeout);
   auto winner = co_await (std::move(op) || timer.async_wait(use_nothrow));

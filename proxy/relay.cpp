@@ -6,7 +6,7 @@
 
 namespace sluice::proxy {
 
-relay::relay(stream_socket& client, byte_buffer& client_in, server_connection& server,
+relay::relay(client_transport& client, byte_buffer& client_in, server_connection& server,
              pool::lease_fsm& fsm, stats_sink stats)
     : client_(client),
       client_in_(client_in),
@@ -71,7 +71,7 @@ awaitable<relay_end> relay::run() {
   } catch (...) {
     // Not rethrown yet: the spawned loops refer to this relay and must end first.
     loop_error_ = std::current_exception();
-    finish(relay_end::server_gone, client_);
+    finish(relay_end::server_gone, client_.socket());
   }
   // Each spawned loop ends promptly once the lease has ended: finish() woke it.
   while (loops_running_ > 0) {
@@ -82,7 +82,8 @@ awaitable<relay_end> relay::run() {
   co_return fsm_.end();
 }
 
-write_attempt relay::write_segments_now(stream_socket& socket, const protocol::output_segments& out,
+template <class Stream>
+write_attempt relay::write_segments_now(Stream& socket, const protocol::output_segments& out,
                                         gather_list& buffers) {
   buffers.clear();
   out.for_each([&](const char* data, std::size_t size) { buffers.emplace_back(data, size); });
@@ -168,7 +169,7 @@ awaitable<void> relay::server_to_client() {
       if (!ec && !attempt.complete) ec = co_await write_rest(client_, buffers, attempt.written);
       if (ec) {
         in.consume(scanned.consumed);
-        finish(relay_end::client_gone, client_);
+        finish(relay_end::client_gone, client_.socket());
         co_return;
       }
     }
@@ -180,7 +181,7 @@ awaitable<void> relay::server_to_client() {
       own.clear();
       fsm_.take_server_output(own);
       if (co_await write_to_server(own)) {
-        finish(relay_end::server_gone, client_);
+        finish(relay_end::server_gone, client_.socket());
         co_return;
       }
     }
@@ -191,7 +192,7 @@ awaitable<void> relay::server_to_client() {
     if (fsm_.ended()) {
       // A release point (a client loop, if one runs, stops reading), a server that broke
       // framing, or an end the client loop decided.
-      if (!ended_before) finish(fsm_.end(), client_);
+      if (!ended_before) finish(fsm_.end(), client_.socket());
       co_return;
     }
     if (scanned.consumed > 0) {
@@ -204,7 +205,7 @@ awaitable<void> relay::server_to_client() {
     in.commit(n);
     if (fsm_.ended()) co_return;
     if (ec) {  // the session tells the client, unless the server's own FATAL already did
-      finish(relay_end::server_gone, client_);
+      finish(relay_end::server_gone, client_.socket());
       co_return;
     }
   }
@@ -223,7 +224,7 @@ awaitable<void> relay::watchdog() {
       fsm_.begin_query_cancel(now);
       spawn(cancel_query());
     } else if (check.what == action::end) {
-      finish(check.end, client_);
+      finish(check.end, client_.socket());
       error_code ignored;
       server_.socket.cancel(ignored);
       co_return;

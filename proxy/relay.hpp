@@ -29,7 +29,7 @@ class relay {
   // Where the counts of each transaction a long lease finishes go (see lease_fsm::counters);
   // empty: the session takes them all when the lease ends.
   using stats_sink = std::function<void(pool::lease_counters&&)>;
-  relay(stream_socket& client, byte_buffer& client_in, server_connection& server,
+  relay(client_transport& client, byte_buffer& client_in, server_connection& server,
         pool::lease_fsm& fsm, stats_sink stats = {});
   ~relay();
   relay(const relay&) = delete;
@@ -62,11 +62,11 @@ class relay {
   void spawn(awaitable<void> loop);
   pool::time_point now() const;
   // Lays out `out` as `buffers` and writes what the socket takes at once (see gathered_write).
-  static write_attempt write_segments_now(stream_socket& socket,
-                                          const protocol::output_segments& out,
+  template <class Stream>
+  static write_attempt write_segments_now(Stream& stream, const protocol::output_segments& out,
                                           gather_list& buffers);
 
-  stream_socket& client_;
+  client_transport& client_;
   byte_buffer& client_in_;
   server_connection& server_;
   pool::lease_fsm& fsm_;

@@ -52,6 +52,9 @@ awaitable<open_outcome> login(server_connection& server, const upstream_login& l
       case state::failed:
         out.problem = fsm.problem();
         co_return out;
+      case state::tls_handshake:  // never: this driver sends no SSLRequest yet
+        out.problem = "TLS towards servers is not supported yet";
+        co_return out;
       case state::reading:
         break;
     }

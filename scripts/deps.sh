@@ -26,8 +26,8 @@ PACKAGES=(
   # the exporter the console is tested with (tests/integration/test_pgbouncer_exporters.py),
   # and what PgBouncer 1.25 builds with, for test_console_columns.py (pgbouncer_peer.py)
   prometheus-pgbouncer-exporter meson libevent-dev libc-ares-dev
-  # benchmarking and process tools
-  hyperfine procps
+  # benchmarking and process tools; the openssl CLI makes the TLS tests' certificates
+  hyperfine procps openssl
 )
 
 # A package counts as present when dpkg has it installed, or when an installed

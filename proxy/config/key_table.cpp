@@ -33,6 +33,12 @@ void assign(Enum& field, const parsed_value& value) {
   field = static_cast<Enum>(std::get<choice>(value).value);
 }
 
+template <class Enum>
+requires std::is_enum_v<Enum>
+void assign(std::optional<Enum>& field, const parsed_value& value) {
+  field = static_cast<Enum>(std::get<choice>(value).value);
+}
+
 void assign(duration& field, const parsed_value& value) {
   field = std::get<duration>(value);
 }
@@ -80,6 +86,18 @@ constexpr std::array log_levels{
     choice{"warn", 3},  choice{"error", 4},
 };
 
+constexpr std::array client_tls_modes{
+    choice{"disable", static_cast<int>(client_tls_mode::disable)},
+    choice{"allow", static_cast<int>(client_tls_mode::allow)},
+    choice{"require", static_cast<int>(client_tls_mode::require)},
+};
+
+constexpr std::array client_cert_verifies{
+    choice{"none", static_cast<int>(client_cert_verify::none)},
+    choice{"verify-ca", static_cast<int>(client_cert_verify::verify_ca)},
+    choice{"verify-full", static_cast<int>(client_cert_verify::verify_full)},
+};
+
 constexpr std::uint64_t max_pool_connections = 100'000;
 
 // clang-format off
@@ -97,6 +115,54 @@ constexpr std::array keys{
            .reloadable = false,
            .doc = "TCP port for Prometheus metrics (GET /metrics) on listen.host; 0 = off.",
            .max = 65535, .store = &put<&listen_settings::metrics_port>},
+  key_spec{.path = "listen.tls", .type = value_type::section, .default_value = {},
+           .reloadable = false,
+           .doc = "TLS towards clients (OpenSSL). Clients ask with sslmode=prefer/require/"
+                  "verify-ca/verify-full, or connect with TLS at once (PostgreSQL 17's "
+                  "sslnegotiation=direct, ALPN \"postgresql\" required as PostgreSQL does). Over "
+                  "TLS, scram-sha-256 logins also offer SCRAM-SHA-256-PLUS "
+                  "(tls-server-end-point channel binding), so channel_binding=require works."},
+  key_spec{.path = "listen.tls.mode", .type = value_type::choice, .default_value = {},
+           .reloadable = false,
+           .doc = "disable: SSLRequest is answered 'N'. allow: TLS when the client asks. "
+                  "require: a client that does not ask gets an error (28000) and is closed. "
+                  "Default: allow when cert_file is set, else disable.",
+           .optional = true, .choices = client_tls_modes, .store = &put<&client_tls_settings::mode>},
+  key_spec{.path = "listen.tls.cert_file", .type = value_type::string, .default_value = {},
+           .reloadable = false,
+           .doc = "PEM file with the certificate (and chain) sluice shows clients; needed "
+                  "unless mode is disable.",
+           .optional = true, .store = &put<&client_tls_settings::cert_file>},
+  key_spec{.path = "listen.tls.key_file", .type = value_type::string, .default_value = {},
+           .reloadable = false, .doc = "PEM file with cert_file's private key.",
+           .optional = true, .store = &put<&client_tls_settings::key_file>},
+  key_spec{.path = "listen.tls.ca_file", .type = value_type::string, .default_value = {},
+           .reloadable = false,
+           .doc = "PEM file with the CAs that sign client certificates; needed by verify.",
+           .optional = true, .store = &put<&client_tls_settings::ca_file>},
+  key_spec{.path = "listen.tls.verify", .type = value_type::choice, .default_value = "none",
+           .reloadable = false,
+           .doc = "Client certificates, as PostgreSQL's clientcert: none; verify-ca: a TLS "
+                  "client must show one signed by ca_file; verify-full: and its CN must be the "
+                  "user it logs in as (else 28000). The password is still checked.",
+           .choices = client_cert_verifies, .store = &put<&client_tls_settings::verify>},
+  key_spec{.path = "listen.tls.protocols", .type = value_type::string,
+           .default_value = "TLSv1.2,TLSv1.3", .reloadable = false,
+           .doc = "TLS versions accepted, comma-separated, without holes: TLSv1, TLSv1.1, "
+                  "TLSv1.2, TLSv1.3.",
+           .store = &put<&client_tls_settings::protocols>},
+  key_spec{.path = "listen.tls.ciphers", .type = value_type::string,
+           .default_value = "HIGH:MEDIUM:+3DES:!aNULL", .reloadable = false,
+           .doc = "OpenSSL cipher list for TLS 1.2 and older (PostgreSQL's ssl_ciphers default).",
+           .store = &put<&client_tls_settings::ciphers>},
+  key_spec{.path = "listen.tls.tls13_ciphers", .type = value_type::string,
+           .default_value = {}, .reloadable = false,
+           .doc = "OpenSSL TLS 1.3 cipher suites, colon-separated; unset = OpenSSL's default.",
+           .optional = true, .store = &put<&client_tls_settings::tls13_ciphers>},
+  key_spec{.path = "listen.tls.handshake_timeout", .type = value_type::duration,
+           .default_value = "10s", .reloadable = false,
+           .doc = "Time a client has to finish the TLS handshake (within client_login_timeout).",
+           .zero = zero_rule::invalid, .store = &put<&client_tls_settings::handshake_timeout>},
   key_spec{.path = "workers", .type = value_type::integer, .default_value = "0",
            .reloadable = false, .doc = "Worker threads; 0 = half the CPU cores, at least 1.", .max = 1024,
            .store = &put<&settings::workers>},

@@ -58,9 +58,9 @@ template <class Section>
 using store_fn = void (*)(Section& section, const parsed_value& value);
 
 // Where a row's value goes; the alternative names the struct its section parses into.
-using store_target =
-    std::variant<std::monostate, store_fn<settings>, store_fn<listen_settings>,
-                 store_fn<pool_settings>, store_fn<database_settings>, store_fn<user_settings>>;
+using store_target = std::variant<std::monostate, store_fn<settings>, store_fn<listen_settings>,
+                                  store_fn<client_tls_settings>, store_fn<pool_settings>,
+                                  store_fn<database_settings>, store_fn<user_settings>>;
 
 struct key_spec {
   std::string_view path;
@@ -69,6 +69,7 @@ struct key_spec {
   bool reloadable;                 // whether a reload may change it without a restart
   std::string_view doc;
   bool required = false;  // must be present in its section
+  bool optional = false;  // may be left out and has no default value; its doc says what then
   bool secret = false;    // its value is never echoed in an error
   zero_rule zero = zero_rule::allowed;
   std::uint64_t min = 0;  // for integer and byte_size

@@ -139,7 +139,11 @@ class document_reader {
     for (const auto& entry : read_section(root, {}, "", "", config)) {
       const auto path = entry.spec->path;
       if (path == "listen") {
-        read_section(entry.value, entry.at, "listen", "listen", config.listen);
+        for (const auto& nested :
+             read_section(entry.value, entry.at, "listen", "listen", config.listen)) {
+          if (nested.spec->path == "listen.tls")
+            read_section(nested.value, nested.at, "listen.tls", "listen.tls", config.listen.tls);
+        }
       } else if (path == "pool") {
         read_section(entry.value, entry.at, "pool", "pool", config.pool);
       } else if (path == "databases") {

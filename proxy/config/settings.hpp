@@ -39,9 +39,9 @@ struct pool_settings {
   std::optional<duration> pre_ping = std::chrono::seconds{30};
   std::uint32_t prepared_statements = 500;  // per-server prepared statement cache; 0 = off
   // Client-side limits; nullopt (the default, "off" or 0) = none.
-  std::optional<duration> client_idle_timeout;         // idle outside a transaction
-  std::optional<duration> idle_transaction_timeout;    // idle inside a transaction
-  std::optional<duration> query_timeout;               // one query running (then cancelled)
+  std::optional<duration> client_idle_timeout;       // idle outside a transaction
+  std::optional<duration> idle_transaction_timeout;  // idle inside a transaction
+  std::optional<duration> query_timeout;             // one query running (then cancelled)
   // Transaction mode: how long a client keeps its server for a lastval() after an autocommit
   // statement that may have advanced a sequence; nullopt = never.
   std::optional<duration> lastval_window = std::chrono::milliseconds{100};
@@ -99,10 +99,46 @@ enum class auth_method {
   plain,          // cleartext password; works with any stored format
 };
 
+// What a client's connection must be (listen.tls.mode), as PgBouncer's client_tls_sslmode.
+enum class client_tls_mode {
+  disable,  // SSLRequest is answered 'N'; direct TLS is refused
+  allow,    // TLS when the client asks for it, plain text otherwise
+  require,  // a client that does not ask for TLS gets 28000 and is closed
+};
+
+// Which client certificates a TLS client must show (listen.tls.verify), as PostgreSQL's
+// clientcert option.
+enum class client_cert_verify {
+  none,         // no certificate asked for
+  verify_ca,    // a certificate signed by ca_file
+  verify_full,  // that, and its CN is the user name the client logs in as
+};
+
+// TLS towards clients (listen.tls). Files are read at startup.
+struct client_tls_settings {
+  // Unset: allow when cert_file is given, else disable (see effective_mode()).
+  std::optional<client_tls_mode> mode;
+  std::string cert_file;  // PEM, the server certificate (chain) clients see
+  std::string key_file;   // PEM, its private key
+  std::string ca_file;    // PEM, CAs that sign client certificates
+  client_cert_verify verify = client_cert_verify::none;
+  std::string protocols = "TLSv1.2,TLSv1.3";         // comma-separated (config/tls_protocols.hpp)
+  std::string ciphers = "HIGH:MEDIUM:+3DES:!aNULL";  // TLS 1.2 and below: PostgreSQL's default
+  std::string tls13_ciphers;                         // TLS 1.3 suites; empty = OpenSSL's default
+  duration handshake_timeout = std::chrono::seconds{10};
+
+  client_tls_mode effective_mode() const {
+    if (mode) return *mode;
+    return cert_file.empty() ? client_tls_mode::disable : client_tls_mode::allow;
+  }
+  bool operator==(const client_tls_settings&) const = default;
+};
+
 struct listen_settings {
   std::string host = "127.0.0.1";  // address to bind; "0.0.0.0" or "::" for all
   std::uint16_t port = 6432;
   std::uint16_t metrics_port = 0;  // Prometheus metrics over HTTP on `host`; 0 = off
+  client_tls_settings tls;
 
   bool operator==(const listen_settings&) const = default;
 };

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "proxy/config/tls_protocols.hpp"
+
 namespace sluice::config {
 namespace {
 
@@ -136,6 +138,33 @@ void check_console_users(const settings& config, const source_map& where, error_
   }
 }
 
+// What OpenSSL would refuse at startup anyway, said with the key's position: a mode that
+// needs a certificate without one, verify without CAs, an unknown protocol list.
+void check_client_tls(const settings& config, const source_map& where, error_sink& errors) {
+  const auto& tls = config.listen.tls;
+  if (unreadable(where, "listen.tls.mode")) return;
+  const bool enabled = tls.effective_mode() != client_tls_mode::disable;
+  if (enabled && tls.cert_file.empty() && !unreadable(where, "listen.tls.cert_file")) {
+    errors.add("listen.tls.cert_file", {"listen.tls.mode", "listen.tls"},
+               "missing: mode allow and require need a certificate");
+  }
+  if (!tls.cert_file.empty() && tls.key_file.empty() && !unreadable(where, "listen.tls.key_file")) {
+    errors.add("listen.tls.key_file", {"listen.tls.cert_file", "listen.tls"},
+               "missing: cert_file needs its private key");
+  }
+  if (tls.verify != client_cert_verify::none && tls.ca_file.empty() &&
+      !unreadable(where, "listen.tls.ca_file")) {
+    errors.add("listen.tls.ca_file", {"listen.tls.verify", "listen.tls"},
+               "missing: verify needs the CAs that sign client certificates");
+  }
+  if (!unreadable(where, "listen.tls.protocols") && !parse_tls_protocols(tls.protocols)) {
+    errors.add("listen.tls.protocols", {"listen.tls.protocols"},
+               fmt::format("\"{}\" is not a list of TLS versions without holes (TLSv1, "
+                           "TLSv1.1, TLSv1.2, TLSv1.3, comma-separated)",
+                           tls.protocols));
+  }
+}
+
 }  // namespace
 
 std::vector<config_error> validate_settings(const settings& config, const source_map& where,
@@ -144,6 +173,7 @@ std::vector<config_error> validate_settings(const settings& config, const source
   check_pool_sizes(config, where, errors);
   check_users(config, where, errors);
   check_console_users(config, where, errors);
+  check_client_tls(config, where, errors);
   return errors.take();
 }
 

@@ -7,8 +7,11 @@
 // Checked on every input, besides no crash and no sanitizer report: server-first carries the
 // client's nonce followed by ours, the salt and the iteration count; success comes only with
 // done() and a "v=" signature; an error is final (every later call fails); and the
-// client-final of the first step alone, or a second client-first, is refused.
+// client-final of the first step alone, or a second client-first, is refused. Each input runs
+// three times: channel binding not offered (a plain connection), offered over TLS with plain
+// SCRAM-SHA-256 chosen, and with SCRAM-SHA-256-PLUS chosen.
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "protocol/base64.hpp"
@@ -48,37 +51,44 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   using namespace sluice;
   const auto [first, final_message] = fuzz::split_at_nul(fuzz::as_chars(data, size));
 
-  protocol::scram_server_fsm fsm(fuzz::verifier(), std::string(fuzz::server_nonce));
-  // Out of order: the final step before the first one fails, and ends the exchange.
-  {
-    protocol::scram_server_fsm early(fuzz::verifier(), std::string(fuzz::server_nonce));
-    SLUICE_FUZZ_CHECK(!early.on_client_final(final_message));
-    SLUICE_FUZZ_CHECK(!early.on_client_first(first));
-    SLUICE_FUZZ_CHECK(!early.done());
-  }
+  const auto exercise = [&](const std::optional<protocol::scram_channel_binding>& binding) {
+    protocol::scram_server_fsm fsm(fuzz::verifier(), std::string(fuzz::server_nonce), binding);
+    // Out of order: the final step before the first one fails, and ends the exchange.
+    {
+      protocol::scram_server_fsm early(fuzz::verifier(), std::string(fuzz::server_nonce), binding);
+      SLUICE_FUZZ_CHECK(!early.on_client_final(final_message));
+      SLUICE_FUZZ_CHECK(!early.on_client_first(first));
+      SLUICE_FUZZ_CHECK(!early.done());
+    }
 
-  const auto server_first = fsm.on_client_first(first);
-  SLUICE_FUZZ_CHECK(!fsm.done());
-  if (!server_first) {
+    const auto server_first = fsm.on_client_first(first);
+    SLUICE_FUZZ_CHECK(!fsm.done());
+    if (!server_first) {
+      SLUICE_FUZZ_CHECK(!fsm.on_client_final(final_message));
+      SLUICE_FUZZ_CHECK(!fsm.done());
+      return;
+    }
+    const auto nonce = fuzz::client_nonce(first);
+    SLUICE_FUZZ_CHECK(!nonce.empty());
+    const std::string expected = "r=" + std::string(nonce) + std::string(fuzz::server_nonce) +
+                                 ",s=" + protocol::base64_encode(fuzz::verifier().salt) + ",i=4096";
+    SLUICE_FUZZ_CHECK(*server_first == expected);
+
+    const auto server_final = fsm.on_client_final(final_message);
+    if (!server_final) {
+      SLUICE_FUZZ_CHECK(!fsm.done());
+    } else {
+      SLUICE_FUZZ_CHECK(fsm.done());
+      SLUICE_FUZZ_CHECK(server_final->starts_with("v="));
+    }
+    // Whatever happened, the exchange is over: no step can be replayed.
+    SLUICE_FUZZ_CHECK(!fsm.on_client_first(first));
     SLUICE_FUZZ_CHECK(!fsm.on_client_final(final_message));
-    SLUICE_FUZZ_CHECK(!fsm.done());
-    return 0;
-  }
-  const auto nonce = fuzz::client_nonce(first);
-  SLUICE_FUZZ_CHECK(!nonce.empty());
-  const std::string expected = "r=" + std::string(nonce) + std::string(fuzz::server_nonce) +
-                               ",s=" + protocol::base64_encode(fuzz::verifier().salt) + ",i=4096";
-  SLUICE_FUZZ_CHECK(*server_first == expected);
-
-  const auto server_final = fsm.on_client_final(final_message);
-  if (!server_final) {
-    SLUICE_FUZZ_CHECK(!fsm.done());
-  } else {
-    SLUICE_FUZZ_CHECK(fsm.done());
-    SLUICE_FUZZ_CHECK(server_final->starts_with("v="));
-  }
-  // Whatever happened, the exchange is over: no step can be replayed.
-  SLUICE_FUZZ_CHECK(!fsm.on_client_first(first));
-  SLUICE_FUZZ_CHECK(!fsm.on_client_final(final_message));
+  };
+  exercise(std::nullopt);
+  exercise(protocol::scram_channel_binding{.tls_server_end_point = "end-point-hash",
+                                           .plus_selected = false});
+  exercise(protocol::scram_channel_binding{.tls_server_end_point = "end-point-hash",
+                                           .plus_selected = true});
   return 0;
 }

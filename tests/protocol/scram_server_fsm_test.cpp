@@ -149,6 +149,74 @@ TEST_CASE("server fsm accepts gs2 'y' and extensions", "[scram][server]") {
   CHECK(server.done());
 }
 
+// Channel binding (SCRAM-SHA-256-PLUS, tls-server-end-point), as PostgreSQL checks it.
+constexpr std::string_view cb_data = "\x01\x02certificate-hash\xff";
+
+scram_channel_binding offered(bool plus_selected) {
+  return {.tls_server_end_point = std::string(cb_data), .plus_selected = plus_selected};
+}
+
+TEST_CASE("server fsm verifies tls-server-end-point channel binding", "[scram][server][tls]") {
+  const auto verifier = rfc_verifier();
+  scram_server_fsm server(verifier, "srv", offered(true));
+  const std::string header = "p=tls-server-end-point,,";
+  const std::string bare = "n=,r=abc";
+  const auto first = server.on_client_first(header + bare);
+  REQUIRE(first);
+  const std::string without_proof =
+      "c=" + base64_encode(header + std::string(cb_data)) + ",r=abcsrv";
+  const auto final =
+      server.on_client_final(client_final_for("pencil", bare, *first, without_proof, verifier));
+  REQUIRE(final);
+  CHECK(server.done());
+}
+
+TEST_CASE("server fsm refuses binding data of another certificate", "[scram][server][tls]") {
+  // What a client sees behind a man in the middle: its hash is of the attacker's certificate.
+  const auto verifier = rfc_verifier();
+  scram_server_fsm server(verifier, "srv", offered(true));
+  const std::string header = "p=tls-server-end-point,,";
+  const auto first = server.on_client_first(header + "n=,r=abc");
+  REQUIRE(first);
+  const std::string without_proof = "c=" + base64_encode(header + "other-hash") + ",r=abcsrv";
+  const auto final = server.on_client_final(
+      client_final_for("pencil", "n=,r=abc", *first, without_proof, verifier));
+  REQUIRE_FALSE(final);
+  CHECK(final.error == errc::malformed);
+}
+
+TEST_CASE("server fsm checks the gs2 flag against what was offered and chosen",
+          "[scram][server][tls]") {
+  struct row {
+    bool offered;
+    bool plus_selected;
+    std::string_view client_first;
+    errc expected;  // errc::ok: accepted
+  };
+  const auto r = GENERATE(
+      row{false, false, "n,,n=,r=abc", errc::ok}, row{false, false, "y,,n=,r=abc", errc::ok},
+      row{false, false, "p=tls-server-end-point,,n=,r=abc", errc::unsupported_mechanism},
+      row{true, true, "p=tls-server-end-point,,n=,r=abc", errc::ok},
+      row{true, true, "p=tls-unique,,n=,r=abc", errc::unsupported_mechanism},
+      row{true, true, "n,,n=,r=abc", errc::malformed},  // -PLUS chosen, no binding data
+      row{true, true, "p=tls-server-end-point", errc::malformed},
+      row{true, true, "p=tls-server-end-point,a=x,n=,r=abc", errc::unsupported_mechanism},
+      row{true, false, "n,,n=,r=abc", errc::ok},         // TLS, but the client wants no binding
+      row{true, false, "y,,n=,r=abc", errc::malformed},  // a downgrade: -PLUS was stripped
+      row{true, false, "p=tls-server-end-point,,n=,r=abc", errc::malformed});
+  CAPTURE(r.client_first, r.offered, r.plus_selected);
+  std::optional<scram_channel_binding> binding;
+  if (r.offered) binding = offered(r.plus_selected);
+  scram_server_fsm server(rfc_verifier(), "srv", binding);
+  const auto first = server.on_client_first(r.client_first);
+  if (r.expected == errc::ok) {
+    CHECK(first);
+  } else {
+    REQUIRE_FALSE(first);
+    CHECK(first.error == r.expected);
+  }
+}
+
 TEST_CASE("server fsm rejects bad client-final messages", "[scram][server]") {
   const std::string nonce = "rOprNGfwEbeRWgbNEkqO" + std::string(rfc_server_nonce);
   const std::string proof = "p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";

@@ -257,3 +257,69 @@ TEST_CASE("server_login_fsm: SCRAM needs the server's proof before Authenticatio
 
 }  // namespace
 }  // namespace sluice::protocol
+
+namespace sluice::protocol {
+namespace {
+
+server_login_fsm tls_fsm() {
+  return server_login_fsm({"alice", "pw", "app", "", ""}, 1 << 20);
+}
+
+std::string expected_ssl_request() {
+  std::string out;
+  append_ssl_request(out);
+  return out;
+}
+
+TEST_CASE("server_login_fsm: 'S' to SSLRequest asks for the handshake, then the startup",
+          "[server_login][tls]") {
+  auto fsm = tls_fsm();
+  CHECK(fsm.ssl_request(plan_server_tls(sslmode::verify_full, true)) == expected_ssl_request());
+  CHECK(fsm.on_server_bytes({}).consumed == 0);  // nothing yet: keep reading
+  const std::string answer = "S";
+  const auto step = fsm.on_server_bytes(answer);
+  CHECK(step.consumed == 1);
+  CHECK(step.reply.empty());
+  CHECK(step.now == server_login_fsm::state::tls_handshake);
+  CHECK(fsm.tls_established() == fsm.start());
+  CHECK(fsm.current() == server_login_fsm::state::reading);
+}
+
+TEST_CASE("server_login_fsm: 'N' to SSLRequest, by sslmode", "[server_login][tls]") {
+  const auto mode =
+      GENERATE(sslmode::prefer, sslmode::require, sslmode::verify_ca, sslmode::verify_full);
+  auto fsm = tls_fsm();
+  const auto plan = plan_server_tls(mode, false);
+  fsm.ssl_request(plan);
+  const std::string answer = "N";
+  const auto step = fsm.on_server_bytes(answer);
+  CHECK(step.consumed == 1);
+  if (plan.tls_required) {
+    CHECK(step.now == server_login_fsm::state::failed);
+    CHECK(fsm.problem() == "server does not support SSL, but SSL was required");
+  } else {
+    CHECK(step.now == server_login_fsm::state::reading);
+    CHECK(step.reply == fsm.start());  // plain text from here on
+  }
+}
+
+TEST_CASE("server_login_fsm: anything else after SSLRequest fails the login",
+          "[server_login][tls]") {
+  auto fsm = tls_fsm();
+  fsm.ssl_request(plan_server_tls(sslmode::prefer, false));
+  // Bytes behind the 'S' came before encryption (a man in the middle could inject them).
+  const std::string injected =
+      GENERATE(std::string("SR\0\0\0\x08\0\0\0\0"), std::string("E"), std::string("R"));
+  const auto step = fsm.on_server_bytes(injected);
+  CHECK(step.now == server_login_fsm::state::failed);
+  CHECK_FALSE(fsm.problem().empty());
+}
+
+TEST_CASE("server_login_fsm: tls_established out of order fails", "[server_login][tls]") {
+  auto fsm = tls_fsm();
+  CHECK(fsm.tls_established().empty());
+  CHECK(fsm.current() == server_login_fsm::state::failed);
+}
+
+}  // namespace
+}  // namespace sluice::protocol

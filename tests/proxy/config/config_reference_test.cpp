@@ -36,7 +36,8 @@ std::string troff(std::string_view text) {
 }
 
 // Every key a sample config writes (not per-database or per-user ones) holds the table's
-// default, written the way the table writes it.
+// default, written the way the table writes it. A key without a default (a certificate's path)
+// may be left out: the sample shows it as a comment.
 void check_defaults_written(const std::string& path) {
   const YAML::Node root = YAML::LoadFile(path);
   for (const auto& spec : key_table()) {
@@ -55,6 +56,7 @@ void check_defaults_written(const std::string& path) {
       found = node.IsDefined();
       rest = dot == std::string_view::npos ? std::string_view{} : rest.substr(dot + 1);
     }
+    if (!found && spec.default_value.empty()) continue;
     REQUIRE(found);  // every key is written out
     if (node.IsMap()) continue;
     if (node.IsSequence()) {

@@ -19,8 +19,9 @@ TEST_CASE("key table: every row is well formed", "[config][keys]") {
                         spec.type == value_type::user_list;
     // Scalars are stored somewhere; sections are walked, not stored.
     CHECK(nested == (spec.store.index() == 0));
-    // A scalar either has a default or must be given.
-    if (!nested) CHECK(spec.required == spec.default_value.empty());
+    // A scalar has a default, must be given, or is optional (its doc says what its absence
+    // means) -- exactly one of these.
+    if (!nested) CHECK(spec.required + !spec.default_value.empty() + spec.optional == 1);
     if (spec.type == value_type::choice) CHECK_FALSE(spec.choices.empty());
     if (spec.type == value_type::integer || spec.type == value_type::byte_size) {
       CHECK(spec.min <= spec.max);
@@ -87,6 +88,8 @@ TEST_CASE("key table: each value is stored into the struct its section reads int
       CHECK(std::holds_alternative<store_fn<settings>>(spec.store));
     } else if (parent == "listen") {
       CHECK(std::holds_alternative<store_fn<listen_settings>>(spec.store));
+    } else if (parent == "listen.tls") {
+      CHECK(std::holds_alternative<store_fn<client_tls_settings>>(spec.store));
     } else if (parent == "pool") {
       CHECK(std::holds_alternative<store_fn<pool_settings>>(spec.store));
     } else if (parent == "databases.<name>") {

@@ -2,6 +2,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+
 #include "config_test_support.hpp"
 #include "proxy/config/key_table.hpp"
 
@@ -72,18 +74,30 @@ TEST_CASE("loader: the key table's defaults are the structs' defaults", "[config
   // override: the result must equal leaving them all out.
   std::string text;
   std::string pool_overrides;
-  std::string section;
+  std::string_view section;
   for (const auto& spec : key_table()) {
     if (spec.default_value.empty() || spec.path.find('<') != std::string_view::npos ||
         spec.path.find('[') != std::string_view::npos) {
       continue;
     }
     const auto parent = key_parent(spec);
+    const auto depth = parent.empty() ? 0 : std::count(parent.begin(), parent.end(), '.') + 1;
     if (parent != section) {
-      if (!parent.empty()) text += std::string(parent) + ":\n";
+      // Open each mapping of `parent` that the previous key was not already in.
+      std::string_view opened;
+      for (std::size_t at = 0, level = 0; !parent.empty(); ++level) {
+        const auto dot = parent.find('.', at);
+        const auto prefix = parent.substr(0, dot);
+        if (!(section == prefix || section.starts_with(std::string(prefix) + ".")))
+          text += std::string(level * 2, ' ') +
+                  std::string(prefix.substr(opened.empty() ? 0 : opened.size() + 1)) + ":\n";
+        opened = prefix;
+        if (dot == std::string_view::npos) break;
+        at = dot + 1;
+      }
       section = parent;
     }
-    const std::string indent = parent.empty() ? "" : "  ";
+    const std::string indent(static_cast<std::size_t>(depth) * 2, ' ');
     text += indent + std::string(key_name(spec)) + ": " + std::string(spec.default_value) + "\n";
     if (parent == "pool") {
       pool_overrides +=
@@ -398,7 +412,8 @@ TEST_CASE("loader: unknown keys at every level", "[config][loader]") {
       {"listen:\n  prot: 1\n",
        {"test.yaml:2:3: listen.prot: unknown key (did you mean \"port\"?)"}},
       {"listen:\n  address: x\n",
-       {"test.yaml:2:3: listen.address: unknown key (expected one of: host, port, metrics_port)"}},
+       {"test.yaml:2:3: listen.address: unknown key (expected one of: host, port, metrics_port, "
+        "tls)"}},
       {"pool:\n  timout: 1s\n",
        {"test.yaml:2:3: pool.timout: unknown key (did you mean \"timeout\"?)"}},
       {"users[]: 1\n", {"test.yaml:1:1: users[]: unknown key (did you mean \"users\"?)"}},
@@ -650,4 +665,61 @@ TEST_CASE("loader: process_environment reads the real environment", "[config][lo
   REQUIRE(env);
   CHECK(env("SLUICE_TEST_SURELY_UNSET_VARIABLE") == std::nullopt);
   CHECK(env("PATH").has_value());
+}
+
+TEST_CASE("loader: listen.tls", "[config][loader][tls]") {
+  const auto result = load(with_minimal(R"(listen:
+  port: 7432
+  tls:
+    mode: require
+    cert_file: /etc/sluice/server.crt
+    key_file: /etc/sluice/server.key
+    ca_file: /etc/sluice/ca.crt
+    verify: verify-full
+    protocols: TLSv1.3
+    ciphers: HIGH
+    tls13_ciphers: TLS_AES_256_GCM_SHA384
+    handshake_timeout: 3s
+)"));
+  REQUIRE(error_strings(result) == strings{});
+  const auto& tls = result.config->listen.tls;
+  CHECK(tls.effective_mode() == client_tls_mode::require);
+  CHECK(tls.cert_file == "/etc/sluice/server.crt");
+  CHECK(tls.key_file == "/etc/sluice/server.key");
+  CHECK(tls.ca_file == "/etc/sluice/ca.crt");
+  CHECK(tls.verify == client_cert_verify::verify_full);
+  CHECK(tls.protocols == "TLSv1.3");
+  CHECK(tls.ciphers == "HIGH");
+  CHECK(tls.tls13_ciphers == "TLS_AES_256_GCM_SHA384");
+  CHECK(tls.handshake_timeout == 3s);
+}
+
+TEST_CASE("loader: listen.tls.mode defaults to allow only with a certificate",
+          "[config][loader][tls]") {
+  CHECK(load(minimal_sections).config->listen.tls.effective_mode() == client_tls_mode::disable);
+  const auto with_cert =
+      load(with_minimal("listen:\n  tls:\n    cert_file: /c.crt\n    key_file: /c.key\n"));
+  REQUIRE(error_strings(with_cert) == strings{});
+  CHECK(with_cert.config->listen.tls.effective_mode() == client_tls_mode::allow);
+  const auto off = load(with_minimal(
+      "listen:\n  tls:\n    mode: disable\n    cert_file: /c.crt\n    key_file: /c.key\n"));
+  CHECK(off.config->listen.tls.effective_mode() == client_tls_mode::disable);
+}
+
+TEST_CASE("loader: listen.tls problems are reported at their keys", "[config][loader][tls]") {
+  CHECK(error_strings(load(with_minimal("listen:\n  tls:\n    mode: require\n"))) ==
+        strings{"test.yaml:3:11: listen.tls.cert_file: missing: mode allow and require need a "
+                "certificate"});
+  CHECK(error_strings(load(with_minimal("listen:\n  tls:\n    cert_file: /c\n"))) ==
+        strings{"test.yaml:3:16: listen.tls.key_file: missing: cert_file needs its private key"});
+  CHECK(error_strings(load(with_minimal(
+            "listen:\n  tls:\n    cert_file: /c\n    key_file: /k\n    verify: verify-ca\n"))) ==
+        strings{"test.yaml:5:13: listen.tls.ca_file: missing: verify needs the CAs that sign "
+                "client certificates"});
+  CHECK(error_strings(load(with_minimal("listen:\n  tls:\n    protocols: TLSv1.1,TLSv1.3\n"))) ==
+        strings{"test.yaml:3:16: listen.tls.protocols: \"TLSv1.1,TLSv1.3\" is not a list of TLS "
+                "versions without holes (TLSv1, TLSv1.1, TLSv1.2, TLSv1.3, comma-separated)"});
+  CHECK(error_strings(load(with_minimal("listen:\n  tls:\n    mode: sometimes\n"))) ==
+        strings{"test.yaml:3:11: listen.tls.mode: expected one of disable, allow, require, got "
+                "\"sometimes\""});
 }
