@@ -49,7 +49,10 @@ std::string_view client_nonce(std::string_view client_first) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace sluice;
-  const auto [first, final_message] = fuzz::split_at_nul(fuzz::as_chars(data, size));
+  // Plain variables, not a structured binding: clang 14 cannot capture those in a lambda.
+  const auto messages = fuzz::split_at_nul(fuzz::as_chars(data, size));
+  const auto first = messages.first;
+  const auto final_message = messages.second;
 
   const auto exercise = [&](const std::optional<protocol::scram_channel_binding>& binding) {
     protocol::scram_server_fsm fsm(fuzz::verifier(), std::string(fuzz::server_nonce), binding);
