@@ -180,7 +180,8 @@ void statement_relay_fsm::send_parse(const statement_ptr& statement, kind what,
   add_to_server(statement, out);
   append_owned(out, statement->protocol_parse());
   ++counters_.server_parses;
-  if (what == kind::injected_parse || what == kind::injected_parse_synced) ++counters_.injected_parses;
+  if (what == kind::injected_parse || what == kind::injected_parse_synced)
+    ++counters_.injected_parses;
   pending_.push_back({what, 'P', statement, std::move(client_name), {}, {}, 0});
 }
 

@@ -33,8 +33,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string_view sql(in.data(), in.size());
   const auto effects = protocol::inspect_sql(sql);
   SLUICE_FUZZ_CHECK(same_flags(effects, protocol::inspect_sql(sql)));
-  SLUICE_FUZZ_CHECK(effects.cursor.empty() ||
-                    effects.holdable_cursor || (effects.closes_cursor && !effects.all_cursors));
+  SLUICE_FUZZ_CHECK(effects.cursor.empty() || effects.holdable_cursor ||
+                    (effects.closes_cursor && !effects.all_cursors));
   for (const auto& name : effects.setting_names) SLUICE_FUZZ_CHECK(!name.empty());
   // A blank after the text cannot change what it does (inside an open literal or comment it is
   // part of that literal or comment, which the look at the text never reads as SQL either).
