@@ -937,6 +937,17 @@ class ProxyTestCase(unittest.TestCase):
         kwargs.setdefault("password", self.client_password)
         return sluice.psql(sql, **kwargs)
 
+    def client_psycopg2(self, sluice: Sluice):
+        """An autocommit psycopg2 connection through sluice as the client user, closed when the
+        test ends. (psycopg2 is imported here: most tests use only psql and pgwire.)"""
+        import psycopg2
+        conn = psycopg2.connect(host=HOST, port=sluice.port, user=self.client_user,
+                                password=self.client_password, dbname="postgres",
+                                connect_timeout=5)
+        conn.autocommit = True
+        self.addCleanup(conn.close)
+        return conn
+
     def assert_serving(self, sluice: Sluice) -> None:
         """The daemon is alive and a fresh client gets an answer."""
         self.assertTrue(sluice.alive(), f"sluice died; log:\n{sluice.log_tail()}")

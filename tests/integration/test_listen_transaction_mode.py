@@ -11,9 +11,8 @@ import unittest
 import psycopg2
 import psycopg2.errors
 
-import harness
 import pgwire
-from harness import HOST, ProxyTestCase, wait_until
+from harness import ProxyTestCase, wait_until
 
 
 class ListenTransactionModeTest(ProxyTestCase):
@@ -30,16 +29,8 @@ class ListenTransactionModeTest(ProxyTestCase):
         cls.session.stop()
         super().tearDownClass()
 
-    def connect(self, sluice):
-        conn = psycopg2.connect(host=HOST, port=sluice.port, user=self.client_user,
-                                password=self.client_password, dbname="postgres",
-                                connect_timeout=5)
-        conn.autocommit = True
-        self.addCleanup(conn.close)
-        return conn
-
     def test_listen_is_refused_and_the_client_goes_on(self):
-        conn = self.connect(self.single)
+        conn = self.client_psycopg2(self.single)
         with conn.cursor() as cur:
             with self.assertRaises(psycopg2.errors.FeatureNotSupported) as refused:
                 cur.execute("LISTEN jobs")
@@ -60,7 +51,7 @@ class ListenTransactionModeTest(ProxyTestCase):
 
     def test_an_idle_server_that_is_notified_stays_in_service(self):
         # LISTEN inside a DO block is out of sluice's sight: the server really listens.
-        first = self.connect(self.single)
+        first = self.client_psycopg2(self.single)
         with first.cursor() as cur:
             cur.execute("DO $$ BEGIN EXECUTE 'LISTEN sneaky'; END $$")
             cur.execute("SELECT pg_backend_pid()")
@@ -71,7 +62,7 @@ class ListenTransactionModeTest(ProxyTestCase):
             f"SELECT state FROM pg_stat_activity WHERE pid = {pid}").strip() == "idle",
             timeout=5, what="the notified server to be idle")
         time.sleep(0.2)  # the notification is on its way to the idle server's socket
-        second = self.connect(self.single)
+        second = self.client_psycopg2(self.single)
         with second.cursor() as cur:
             cur.execute("SELECT pg_backend_pid()")
             self.assertEqual(cur.fetchone()[0], pid, "the notified server was replaced")
@@ -82,7 +73,7 @@ class ListenTransactionModeTest(ProxyTestCase):
         self.assertNotIn("looks dead", log)
 
     def test_session_mode_keeps_listen(self):
-        listener = self.connect(self.session)
+        listener = self.client_psycopg2(self.session)
         with listener.cursor() as cur:
             cur.execute("LISTEN jobs")
         self.pg.psql("NOTIFY jobs, 'hello'")

@@ -11,7 +11,7 @@ import psycopg2
 import psycopg2.errors
 
 import harness
-from harness import HOST, ProxyTestCase
+from harness import ProxyTestCase
 
 
 class UnixSocketUpstreamTest(ProxyTestCase):
@@ -37,17 +37,9 @@ class UnixSocketUpstreamTest(ProxyTestCase):
             sluice.stop()
         super().tearDownClass()
 
-    def connect(self, sluice):
-        conn = psycopg2.connect(host=HOST, port=sluice.port, user=self.client_user,
-                                password=self.client_password, dbname="postgres",
-                                connect_timeout=5)
-        conn.autocommit = True
-        self.addCleanup(conn.close)
-        return conn
-
     def test_queries_reach_the_server_over_its_socket(self):
         for sluice in (self.keyword, self.uri):
-            with self.connect(sluice).cursor() as cur:
+            with self.client_psycopg2(sluice).cursor() as cur:
                 # A Unix-domain connection has no client address on the server's side.
                 cur.execute("SELECT inet_client_addr() IS NULL, current_user")
                 self.assertEqual(cur.fetchone(), (True, self.upstream_user))
@@ -61,7 +53,7 @@ class UnixSocketUpstreamTest(ProxyTestCase):
         self.assertEqual(harness.parse_pgbench(result.stdout)["failed"], 0, result.stdout)
 
     def test_a_cancel_reaches_the_server_over_its_socket(self):
-        conn = self.connect(self.keyword)
+        conn = self.client_psycopg2(self.keyword)
         cancelled = threading.Timer(0.5, conn.cancel)
         cancelled.start()
         self.addCleanup(cancelled.cancel)
@@ -73,7 +65,7 @@ class UnixSocketUpstreamTest(ProxyTestCase):
 
     def test_a_missing_socket_is_reported(self):
         with self.assertRaises(psycopg2.OperationalError) as failed:
-            self.connect(self.missing)
+            self.client_psycopg2(self.missing)
         self.assertIn("no server connection available", str(failed.exception))
         self.assertIn("nowhere", self.missing.log_text())
 
