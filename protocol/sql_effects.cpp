@@ -157,6 +157,7 @@ std::vector<std::string> first_words(std::string_view sql, std::size_t count) {
       i = end + 2;
     } else if (c == '"') {
       std::string word;
+      bool closed = false;
       ++i;
       while (i < sql.size()) {
         if (sql[i] == '"') {
@@ -166,10 +167,14 @@ std::vector<std::string> first_words(std::string_view sql, std::size_t count) {
             continue;
           }
           ++i;
+          closed = true;
           break;
         }
         word += sql[i++];
       }
+      // Left open, it is no identifier (PostgreSQL refuses the text): a word that matches no
+      // keyword, so that SET "constraints reads as a SET, as it does with a blank after it.
+      if (!closed) word.insert(word.begin(), '"');
       words.push_back(std::move(word));
     } else if (is_word_char(c)) {
       std::string word;
@@ -303,9 +308,12 @@ void inspect_statement(std::string_view sql, sql_effects& out) {
     }
   } else if (first == "close" && words.size() > 1) {
     out.closes_cursor = true;
+    // With CLOSE ALL among the statements, every cursor goes: no one name is left to report
+    // (unless a WITH HOLD cursor is declared there too, which `cursor` then names).
     if (second == "all") {
       out.all_cursors = true;
-    } else {
+      if (!out.holdable_cursor) out.cursor.clear();
+    } else if (!out.all_cursors || out.holdable_cursor) {
       out.cursor = second;
     }
   } else if (first == "insert" ||

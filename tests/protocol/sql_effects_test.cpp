@@ -87,6 +87,7 @@ TEST_CASE("sql_effects: what a statement leaves behind in the session", "[protoc
       {"-- comment\nSELECT 1", "-"},
       {"\"set\" a.b = 1", "s"},  // a quoted first word: the safe side
       {"(SELECT 1)", "-"},
+      {"SET\"constraints", "s"},  // an open quote is no keyword (found by fuzz_sql_effects)
       {"SELECTED_SELECT", "-"},
       {"Insert into t values (1);", "n"},
       {"", "-"},
@@ -100,6 +101,9 @@ TEST_CASE("sql_effects: cursor names are folded as identifiers", "[protocol][sql
   CHECK(inspect_sql("DECLARE MyCursor CURSOR WITH HOLD FOR SELECT 1").cursor == "mycursor");
   CHECK(inspect_sql("DECLARE \"MyCursor\" CURSOR WITH HOLD FOR SELECT 1").cursor == "MyCursor");
   CHECK(inspect_sql("close MyCursor").cursor == "mycursor");
+  // CLOSE ALL among the statements closes every cursor: no single name (found by fuzz_sql_effects)
+  CHECK(inspect_sql("CLOSE a; CLOSE ALL").cursor.empty());
+  CHECK(inspect_sql("CLOSE ALL; CLOSE a").cursor.empty());
 }
 
 TEST_CASE("sql_effects: the settings a statement names", "[protocol][sql_effects]") {
